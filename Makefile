@@ -1,0 +1,50 @@
+# The single entry point: `make up` runs the product locally, `make test` checks everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help up test lint typecheck template-check unit integration build deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.local-installed: pyproject.toml functions/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local]'
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.local-installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+up: $(VENV)/.local-installed ## run the whole product locally on an embedded moto server (no Docker)
+	$(PY) -m infra
+
+test: lint typecheck ## run every check: lint, types, template checks, unit, handler and integration tests
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed ## ruff (lint + format) and cfn-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
+
+typecheck: $(VENV)/.dev-installed ## mypy over functions, infra, tests
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.dev-installed ## fast tests only (no local stack)
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+integration: $(VENV)/.dev-installed ## tests over real HTTP against the local stack
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+build: ## sam build (needs aws-sam-cli and a python3.12 on PATH; no Docker)
+	sam build
+
+deploy: build ## deploy to the AWS account of your current credentials
+	sam deploy --guided
+
+clean: ## remove the virtualenv and build output
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""S3 access for uploads and videos: presigned URLs and the objects themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+ALLOWED_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    size: int
+    content_type: str
+
+
+class MediaStore:
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self._bucket = bucket
+        self._s3 = client or boto3.client("s3")
+
+    def presigned_upload(self, key: str, *, content_type: str | None, max_bytes: int, expires_in: int) -> PresignedPost:
+        """A POST policy pinning the key, the size range and the content type (exact when declared)."""
+        fields: dict[str, str] = {}
+        conditions: list[Any] = [["content-length-range", 1, max_bytes]]
+        if content_type:
+            fields["Content-Type"] = content_type
+            conditions.append({"Content-Type": content_type})
+        else:
+            conditions.append(["starts-with", "$Content-Type", "image/"])
+        post = self._s3.generate_presigned_post(
+            Bucket=self._bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+        return PresignedPost(url=post["url"], fields=dict(post["fields"]))
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            head = self._s3.head_object(Bucket=self._bucket, Key=key)
+        except self._s3.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return StoredObject(size=int(head["ContentLength"]), content_type=head.get("ContentType", ""))
+
+    def read(self, key: str) -> bytes:
+        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+        return bytes(body.read())
+
+    def presigned_download(self, key: str, *, expires_in: int, filename: str) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentType": "video/mp4",
+                    "ResponseContentDisposition": f'inline; filename="{filename}"',
+                },
+                ExpiresIn=expires_in,
+            )
+        )

@@ -1,0 +1,169 @@
+"""DynamoDB access for tasks. The only module that knows the table's attribute names."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from leyline.models import QueueSnapshot, Task, TaskState, iso, parse_iso
+
+QUEUE_INDEX = "QueueIndex"
+# Tasks waiting for or inside the model carry this partition key in the sparse QueueIndex.
+ACTIVE = "ACTIVE"
+
+
+class TaskRepository:
+    def __init__(self, table_name: str, resource: Any | None = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    def create(self, task: Task) -> None:
+        self._table.put_item(Item=_to_item(task), ConditionExpression="attribute_not_exists(task_id)")
+
+    def get(self, task_id: str) -> Task | None:
+        item = self._table.get_item(Key={"task_id": task_id}, ConsistentRead=True).get("Item")
+        return _from_item(item) if item else None
+
+    def mark_queued(self, task_id: str, seq: int, now: datetime) -> bool:
+        """PENDING -> QUEUED, taking a place in line. False if the task moved on already or is unknown."""
+        return self._update(
+            task_id,
+            "SET #state = :queued, #queue = :active, queued_seq = :seq, queued_at = :now",
+            "#state = :pending",
+            {
+                ":queued": TaskState.QUEUED.value,
+                ":pending": TaskState.PENDING.value,
+                ":active": ACTIVE,
+                ":seq": seq,
+                ":now": iso(now),
+            },
+        )
+
+    def mark_processing(self, task_id: str, seq: int, now: datetime) -> bool:
+        """Enters the model. A retry after a crash re-enters from PROCESSING and keeps its progress."""
+        return self._update(
+            task_id,
+            "SET #state = :processing, #queue = :active, started_at = :now,"
+            " queued_seq = if_not_exists(queued_seq, :seq), queued_at = if_not_exists(queued_at, :now),"
+            " progress = if_not_exists(progress, :zero)",
+            "#state IN (:pending, :queued, :processing)",
+            {
+                ":processing": TaskState.PROCESSING.value,
+                ":pending": TaskState.PENDING.value,
+                ":queued": TaskState.QUEUED.value,
+                ":active": ACTIVE,
+                ":seq": seq,
+                ":now": iso(now),
+                ":zero": 0,
+            },
+        )
+
+    def set_progress(self, task_id: str, progress: int) -> None:
+        self._update(
+            task_id,
+            "SET progress = :progress",
+            "#state = :processing",
+            {":progress": progress, ":processing": TaskState.PROCESSING.value},
+        )
+
+    def mark_succeeded(self, task_id: str, now: datetime) -> None:
+        self._update(
+            task_id,
+            "SET #state = :success, progress = :done, finished_at = :now REMOVE #queue",
+            "attribute_exists(task_id)",
+            {":success": TaskState.SUCCESS.value, ":done": 100, ":now": iso(now)},
+        )
+
+    def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool:
+        """Any unfinished task can fail; a finished one keeps its outcome."""
+        return self._update(
+            task_id,
+            "SET #state = :failure, finished_at = :now, error_code = :code, error_message = :message REMOVE #queue",
+            "#state IN (:pending, :queued, :processing)",
+            {
+                ":failure": TaskState.FAILURE.value,
+                ":now": iso(now),
+                ":code": code,
+                ":message": message,
+                ":pending": TaskState.PENDING.value,
+                ":queued": TaskState.QUEUED.value,
+                ":processing": TaskState.PROCESSING.value,
+            },
+        )
+
+    def queue_snapshot(self, seq: int) -> QueueSnapshot:
+        """Counts the active tasks that entered the line before `seq`; 0 when the task is first."""
+        ahead = 0
+        kwargs: dict[str, Any] = {
+            "IndexName": QUEUE_INDEX,
+            "KeyConditionExpression": Key("queue").eq(ACTIVE) & Key("queued_seq").lt(seq),
+            "Select": "COUNT",
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            ahead += int(page["Count"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return QueueSnapshot(ahead=ahead, head_started_at=self._head_started_at() if ahead else None)
+
+    def _head_started_at(self) -> datetime | None:
+        """When the task at the head of the line entered the model, if it has."""
+        page = self._table.query(IndexName=QUEUE_INDEX, KeyConditionExpression=Key("queue").eq(ACTIVE), Limit=1)
+        if not page["Items"]:
+            return None
+        head = self.get(str(page["Items"][0]["task_id"]))
+        return head.started_at if head and head.state is TaskState.PROCESSING else None
+
+    def _update(self, task_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        names = {name: name[1:] for name in ("#state", "#queue") if name in expression or name in condition}
+        try:
+            self._table.update_item(
+                Key={"task_id": task_id},
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(task_id) AND ({condition})",
+                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": names} if names else {}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _to_item(task: Task) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "task_id": task.task_id,
+        "state": task.state.value,
+        "progress": task.progress,
+        "created_at": iso(task.created_at),
+        "expires_at": task.expires_at,
+    }
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Task:
+    created_at = parse_iso(item["created_at"])
+    assert created_at is not None
+    return Task(
+        task_id=str(item["task_id"]),
+        state=TaskState(item["state"]),
+        created_at=created_at,
+        expires_at=int(item["expires_at"]),
+        progress=int(item.get("progress", 0)),
+        queued_seq=_int_or_none(item.get("queued_seq")),
+        queued_at=parse_iso(item.get("queued_at")),
+        started_at=parse_iso(item.get("started_at")),
+        finished_at=parse_iso(item.get("finished_at")),
+        error_code=item.get("error_code"),
+        error_message=item.get("error_message"),
+    )
+
+
+def _int_or_none(value: Decimal | None) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,1 @@
+"""Command-line client of the Leyline API (`leyline generate`, `leyline status`). Standard library only."""

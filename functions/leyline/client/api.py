@@ -1,0 +1,179 @@
+"""A stdlib-only client of the Leyline HTTP API: create a task, upload straight to S3, watch it, fetch the video."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from http.client import HTTPException, HTTPResponse
+from pathlib import Path
+from typing import Any
+
+from leyline.client.errors import ApiError, ClientError, LocalFileError, Unreachable
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes in all); the total is 0 when unknown."""
+
+FINAL_STATES = ("SUCCESS", "FAILURE")
+CHUNK = 64 * 1024
+_MAGIC_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """The MIME type of a PNG, JPEG or WebP from its first 12 bytes; None for anything else."""
+    for magic, mime in _MAGIC_TYPES:
+        if head.startswith(magic):
+            return mime
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+class LeylineClient:
+    def __init__(self, api_url: str, *, timeout: float = 30.0, poll_seconds: float = 1.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.poll_seconds = poll_seconds
+
+    def create_upload(self, content_type: str) -> dict[str, Any]:
+        """POST /uploads: a new task and the presigned POST to send its image with."""
+        body = json.dumps({"content_type": content_type}).encode()
+        return self._json("POST", "/uploads", body, {"Content-Type": "application/json"})
+
+    def upload(self, ticket: dict[str, Any], image: bytes, content_type: str, on_progress: Progress) -> None:
+        """Sends the image straight to storage with the ticket's presigned POST; no bytes go through the API."""
+        boundary = secrets.token_hex(16)
+        head, tail = _multipart(ticket["upload"]["fields"], content_type, boundary)
+        total = len(head) + len(image) + len(tail)
+        request = urllib.request.Request(
+            ticket["upload"]["url"],
+            data=_chunks(head + image + tail, on_progress),
+            method="POST",
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(total)},
+        )
+        with self._open(request, storage=True):
+            pass
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/status/{task_id}")
+
+    def wait(self, task_id: str, on_status: Callable[[dict[str, Any]], None], retries: int = 5) -> dict[str, Any]:
+        """Polls the status about once a second until SUCCESS or FAILURE; rides out a few blips and throttles."""
+        failures = 0
+        while True:
+            try:
+                current = self.status(task_id)
+            except ClientError as exc:
+                failures += 1
+                if not _transient(exc) or failures > retries:
+                    raise
+            else:
+                failures = 0
+                on_status(current)
+                if current["state"] in FINAL_STATES:
+                    return current
+            time.sleep(self.poll_seconds)
+
+    def download(self, task_id: str, target: Path, on_progress: Progress) -> None:
+        """GET /video/{id} (a redirect to storage) into `target`, atomically: a temp file renamed at the end."""
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            with self._open(urllib.request.Request(self._url(f"/video/{task_id}"))) as response:
+                total = int(response.headers.get("Content-Length") or 0)
+                with partial.open("xb") as out:
+                    _copy(response, out.write, total, on_progress)
+            partial.replace(target)
+        except OSError as exc:  # reading errors became Unreachable in _copy: these are the disk's
+            raise LocalFileError(f"cannot write {target}: {exc.strerror or exc}", "OUTPUT_NOT_WRITABLE") from None
+        finally:  # also on Ctrl-C: never leave a half-written file behind
+            partial.unlink(missing_ok=True)
+
+    def _json(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(self._url(path), data=body, method=method, headers=headers or {})
+        with self._open(request) as response:
+            raw = response.read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError(f"the API at {self.api_url} did not answer with JSON", "BAD_RESPONSE", 0) from None
+
+    def _url(self, path: str) -> str:
+        return f"{self.api_url}{path}"
+
+    def _open(self, request: urllib.request.Request, *, storage: bool = False) -> HTTPResponse:
+        try:
+            response: HTTPResponse = urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            exc.close()
+            raise (_storage_error(exc, body) if storage else _api_error(exc, body)) from None
+        except (OSError, HTTPException) as exc:  # URLError is an OSError
+            where = "the storage service" if storage else f"the Leyline API at {self.api_url}"
+            reason = getattr(exc, "reason", exc)
+            text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
+            raise Unreachable(f"cannot reach {where}: {text}") from None
+        return response
+
+
+def _transient(exc: ClientError) -> bool:
+    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and (exc.status == 429 or exc.status >= 500))
+
+
+def _multipart(fields: dict[str, str], content_type: str, boundary: str) -> tuple[bytes, bytes]:
+    """The form's bytes before and after the file: every policy field first, the file last, as S3 requires."""
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    if "Content-Type" not in fields:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="Content-Type"\r\n\r\n{content_type}\r\n')
+    # The user's file name is not sent: storage keys derive from the task id only.
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="image"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    )
+    return "".join(parts).encode(), f"\r\n--{boundary}--\r\n".encode()
+
+
+def _chunks(body: bytes, on_progress: Progress) -> Iterator[bytes]:
+    for start in range(0, len(body), CHUNK):
+        yield body[start : start + CHUNK]
+        on_progress(min(start + CHUNK, len(body)), len(body))
+
+
+def _copy(response: HTTPResponse, write: Callable[[bytes], Any], total: int, on_progress: Progress) -> None:
+    done = 0
+    while True:
+        try:
+            chunk = response.read(CHUNK)
+        except (OSError, HTTPException) as exc:
+            raise Unreachable(f"the download broke off: {exc}") from None
+        if not chunk:
+            return
+        write(chunk)
+        done += len(chunk)
+        on_progress(done, total)
+
+
+def _api_error(exc: urllib.error.HTTPError, body: bytes) -> ClientError:
+    """The API's `{"error": {"code", "message"}}`, or a plain description when a proxy answered instead."""
+    try:
+        error = json.loads(body)["error"]
+        return ApiError(str(error["message"]), str(error["code"]), exc.code)
+    except (ValueError, KeyError, TypeError):
+        return ApiError(f"the API answered HTTP {exc.code} {exc.reason}", f"HTTP_{exc.code}", exc.code)
+
+
+def _storage_error(exc: urllib.error.HTTPError, body: bytes) -> ClientError:
+    """S3 answers in XML: <Error><Code>EntityTooLarge</Code><Message>...</Message></Error>."""
+    try:
+        root = ET.fromstring(body)
+        code, message = root.findtext("Code"), root.findtext("Message")
+    except ET.ParseError:
+        code = message = None
+    detail = message or f"HTTP {exc.code} {exc.reason}"
+    return ApiError(f"the storage service refused the upload: {detail}", code or f"HTTP_{exc.code}", exc.code)

@@ -1,0 +1,197 @@
+"""`leyline`: turn an image into a video with a Leyline API, or look up a task.
+
+Exit codes: 0 done · 1 the task ended in FAILURE · 2 bad command line · 3 local file problem (image missing,
+unreadable, not PNG/JPEG/WebP, too big; output not writable) · 4 API or storage unreachable · 5 the API
+answered with an error (e.g. TASK_NOT_FOUND) · 70 a bug in this client · 130 interrupted (Ctrl-C).
+Errors are one line on stderr; with --json, stdout holds exactly one JSON document, whatever happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leyline.client.api import LeylineClient, sniff_image_type
+from leyline.client.errors import ClientError, ExitCode, Interrupted, LocalFileError, TaskFailed
+from leyline.client.progress import ProgressLine, duration, percent_of
+
+DEFAULT_API = "http://localhost:8080"
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    size: int
+    content_type: str
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        try:
+            result: dict[str, Any] = args.command(args)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+    except ClientError as exc:
+        return _fail(args, exc)
+    except Exception as exc:  # a bug: still one line, never a traceback
+        return _fail(args, ClientError(f"unexpected error ({type(exc).__name__}: {exc})", "CLIENT_BUG"))
+    if args.json:
+        print(json.dumps(result))
+    return ExitCode.OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api",
+        type=_api_url,
+        default=os.environ.get("LEYLINE_API_URL") or DEFAULT_API,
+        help=f"the API's base URL (default: $LEYLINE_API_URL, else {DEFAULT_API})",
+    )
+    common.add_argument("--json", action="store_true", help="print one JSON document on stdout, for scripts")
+    parser = argparse.ArgumentParser(
+        prog="leyline",
+        description="Turn an image into a video.",
+        epilog=_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    generate = commands.add_parser("generate", parents=[common], help="upload an image and download its video")
+    generate.add_argument("image", type=Path, metavar="IMAGE", help="a PNG, JPEG or WebP file")
+    generate.add_argument(
+        "-o", "--output", type=Path, metavar="OUT.mp4", help="where to save the video (default: IMAGE's name + .mp4)"
+    )
+    generate.set_defaults(command=_generate)
+    status = commands.add_parser("status", parents=[common], help="print a task's status")
+    status.add_argument("task_id", metavar="TASK_ID")
+    status.set_defaults(command=_status)
+    return parser
+
+
+def _exit_codes() -> str:
+    return (__doc__ or "").split("\n\n", 1)[1]
+
+
+def _api_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def _fail(args: argparse.Namespace, exc: ClientError) -> int:
+    if args.json:
+        print(json.dumps(exc.to_json()))
+    print(f"leyline: error: {exc.message}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _generate(args: argparse.Namespace) -> dict[str, Any]:
+    image = _inspect_image(args.image)
+    target = _output_path(args.output, image.path)
+    progress = ProgressLine(sys.stderr)
+    try:
+        final = _make_video(LeylineClient(args.api), image, target, progress)
+    finally:
+        progress.end()
+    if not args.json:
+        print(f"video saved to {target}")
+    return {**final, "output": str(target.resolve())}
+
+
+def _make_video(client: LeylineClient, image: ImageFile, target: Path, progress: ProgressLine) -> dict[str, Any]:
+    ticket = client.create_upload(image.content_type)
+    task_id = ticket["task_id"]
+    if image.size > ticket["max_bytes"]:
+        raise LocalFileError(
+            f"{image.path} is {image.size} bytes; the API takes at most {ticket['max_bytes']}", "FILE_TOO_LARGE"
+        )
+    try:
+        data = _read(image.path)
+        client.upload(
+            ticket, data, image.content_type, lambda done, total: progress.show("uploading", percent_of(done, total))
+        )
+        final = client.wait(task_id, lambda status: _show_status(progress, status))
+        if final["state"] == "FAILURE":
+            raise TaskFailed(final)
+        client.download(task_id, target, lambda done, total: progress.show("downloading", percent_of(done, total)))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; task {task_id} goes on without you: leyline status {task_id}") from None
+    return final
+
+
+def _show_status(progress: ProgressLine, status: dict[str, Any]) -> None:
+    eta = "" if status["eta_seconds"] is None else f"ETA {duration(status['eta_seconds'])}"
+    if status["state"] == "PENDING":
+        progress.show("waiting for the upload")
+    elif status["state"] == "QUEUED":
+        progress.show(f"queued: {status['queue_position']} ahead", detail=eta)
+    else:
+        progress.show("generating", status["progress"], eta)
+
+
+def _status(args: argparse.Namespace) -> dict[str, Any]:
+    status = LeylineClient(args.api).status(args.task_id)
+    if not args.json:
+        print(_describe(status))
+    return status
+
+
+def _describe(status: dict[str, Any]) -> str:
+    """The status as aligned `name  value` lines, leaving out what does not apply yet."""
+    error = status.get("error")
+    eta = status.get("eta_seconds")
+    rows = {
+        "task": status["task_id"],
+        "state": status["state"],
+        "progress": f"{status['progress']}%",
+        "queue": None if status.get("queue_position") is None else f"{status['queue_position']} ahead",
+        "eta": None if eta is None else duration(eta),
+        "error": f"{error['message']} ({error['code']})" if error else None,
+        "video": status.get("video_url"),
+        "created": status.get("created_at"),
+        "started": status.get("started_at"),
+        "finished": status.get("finished_at"),
+    }
+    return "\n".join(f"{name:<9}{value}" for name, value in rows.items() if value is not None)
+
+
+def _inspect_image(path: Path) -> ImageFile:
+    """Refuses early what the model would refuse late: no file, or not PNG/JPEG/WebP by its bytes."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(12)
+            size = os.fstat(file.fileno()).st_size
+    except FileNotFoundError:
+        raise LocalFileError(f"{path}: no such file", "FILE_NOT_FOUND") from None
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}", "FILE_UNREADABLE") from None
+    if size == 0:
+        raise LocalFileError(f"{path} is empty", "EMPTY_FILE")
+    content_type = sniff_image_type(head)
+    if content_type is None:
+        raise LocalFileError(f"{path} is not a PNG, JPEG or WebP image", "UNSUPPORTED_FORMAT")
+    return ImageFile(path, size, content_type)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}", "FILE_UNREADABLE") from None
+
+
+def _output_path(output: Path | None, image: Path) -> Path:
+    """Checked before any upload, so a typo in -o does not cost a whole run."""
+    target = output or Path(f"{image.stem}.mp4")
+    if target.is_dir():
+        target = target / f"{image.stem}.mp4"
+    if not target.parent.is_dir():
+        raise LocalFileError(f"cannot write {target}: {target.parent} is not a directory", "OUTPUT_NOT_WRITABLE")
+    return target

@@ -1,0 +1,59 @@
+"""Settings read once from the environment that template.yaml declares for every function."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A required environment variable is missing or malformed: the function cannot start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks_table: str
+    media_bucket: str
+    model_seconds: float
+    max_upload_bytes: int
+    max_inline_upload_bytes: int
+    retention_days: int
+    upload_url_seconds: int
+    video_url_seconds: int
+    idempotency_table: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        settings = cls(
+            tasks_table=_text(env, "TASKS_TABLE"),
+            media_bucket=_text(env, "MEDIA_BUCKET"),
+            model_seconds=_number(env, "MODEL_SECONDS", float),
+            max_upload_bytes=_number(env, "MAX_UPLOAD_BYTES", int),
+            max_inline_upload_bytes=_number(env, "MAX_INLINE_UPLOAD_BYTES", int),
+            retention_days=_number(env, "RETENTION_DAYS", int),
+            upload_url_seconds=_number(env, "UPLOAD_URL_SECONDS", int),
+            video_url_seconds=_number(env, "VIDEO_URL_SECONDS", int),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+        )
+        if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
+            raise ConfigError("presigned URLs must expire within one hour")
+        return settings
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> int | float:
+    raw = _text(env, name)
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"environment variable {name} must be positive, got {raw!r}")
+    return value

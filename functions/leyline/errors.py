@@ -1,0 +1,57 @@
+"""Domain errors. Each carries a stable UPPER_SNAKE code and the HTTP status it maps to.
+
+Handlers map any LeylineError to `{"error": {"code", "message"}}` in one place (handlers/http.py);
+the processor records its code and message on the task as a FAILURE.
+"""
+
+from __future__ import annotations
+
+
+class LeylineError(Exception):
+    """Base of every error the product reports to a user."""
+
+    code = "INTERNAL_ERROR"
+    status = 500
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(LeylineError):
+    code = "BAD_REQUEST"
+    status = 400
+
+
+class InvalidTaskId(LeylineError):
+    code = "INVALID_TASK_ID"
+    status = 400
+
+
+class TaskNotFound(LeylineError):
+    code = "TASK_NOT_FOUND"
+    status = 404
+
+
+class VideoNotReady(LeylineError):
+    code = "VIDEO_NOT_READY"
+    status = 409
+
+
+class PayloadTooLarge(LeylineError):
+    code = "FILE_TOO_LARGE"
+    status = 413
+
+
+class InvalidImage(LeylineError):
+    """The uploaded bytes cannot become a video: permanent, never worth a retry.
+
+    Codes: EMPTY_FILE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE, IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, FILE_TOO_LARGE.
+    """
+
+    code = "INVALID_IMAGE"
+    status = 422

@@ -1,0 +1,39 @@
+"""DeadLetterFunction: a job that exhausted its retries ends its task in FAILURE, never PROCESSING forever."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leyline.adapters.tasks_table import TaskRepository
+from leyline.config import Settings
+from leyline.handlers.events import UploadedRecord
+from leyline.logic.processing import give_up
+from leyline.models import utc_now
+
+settings = Settings.from_env()
+tasks = TaskRepository(settings.tasks_table)
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = SqsFifoPartialProcessor(model=UploadedRecord)
+
+
+def record_handler(record: UploadedRecord) -> None:
+    job = record.job()
+    if job is None:
+        return
+    if give_up(tasks, job, utc_now()):
+        metrics.add_metric(name="TasksDeadLettered", unit=MetricUnit.Count, value=1)
+        logger.error("task failed after exhausting its retries")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,77 @@
+"""ProcessorFunction: the model. One job at a time from the FIFO queue, idempotent per task."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leyline.adapters.job_queue import JobQueue
+from leyline.adapters.media_store import MediaStore
+from leyline.adapters.tasks_table import TaskRepository
+from leyline.config import ConfigError, Settings
+from leyline.handlers.events import UploadedRecord
+from leyline.logic.processing import run_model
+from leyline.models import UploadJob
+
+# After a crash the job reappears this long after the invocation would have timed out.
+CRASH_GRACE_SECONDS = 30
+RETRY_BASE_SECONDS = 2
+
+settings = Settings.from_env()
+if settings.idempotency_table is None:
+    raise ConfigError("environment variable IDEMPOTENCY_TABLE is required")
+tasks = TaskRepository(settings.tasks_table)
+media = MediaStore(settings.media_bucket)
+jobs = JobQueue()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = SqsFifoPartialProcessor(model=UploadedRecord)
+idempotency = IdempotencyConfig(event_key_jmespath="task_id", expires_after_seconds=settings.retention_days * 86400)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+
+
+@idempotent_function(data_keyword_argument="job", persistence_store=persistence, config=idempotency)
+def process_job(job: UploadJob) -> dict[str, Any]:
+    metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
+    outcome = run_model(tasks, media, settings, job)
+    metric = {"SUCCESS": "TasksSucceeded", "FAILURE": "TasksFailed"}.get(outcome.state)
+    if metric:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    logger.info("task finished", extra=asdict(outcome))
+    return asdict(outcome)
+
+
+def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> None:
+    job = record.job()
+    if job is None:
+        return
+    # The queue hides a received job for 6 x the timeout; a crashed run should come back sooner.
+    crash_retry = math.ceil(lambda_context.get_remaining_time_in_millis() / 1000) + CRASH_GRACE_SECONDS
+    jobs.hide_for(record.eventSourceARN, record.receiptHandle, crash_retry)
+    try:
+        process_job(job=job)
+    except Exception:
+        attempt = int(record.attributes.ApproximateReceiveCount)
+        jobs.hide_for(record.eventSourceARN, record.receiptHandle, RETRY_BASE_SECONDS**attempt)
+        logger.exception("task failed; the queue will retry it", extra={"attempt": attempt})
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,141 @@
+"""Creating tasks and reporting on them: the domain behind the API and status functions."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES, MediaStore
+from leyline.adapters.tasks_table import TaskRepository
+from leyline.config import Settings
+from leyline.errors import InvalidImage, PayloadTooLarge, TaskNotFound, VideoNotReady
+from leyline.media.images import sniff_format
+from leyline.models import (
+    Task,
+    TaskState,
+    TaskStatus,
+    UploadTicket,
+    new_task_id,
+    upload_key,
+    video_key,
+)
+
+_MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def create_presigned_upload(
+    tasks: TaskRepository, media: MediaStore, settings: Settings, content_type: str | None, now: datetime
+) -> UploadTicket:
+    if content_type is not None and content_type not in ALLOWED_UPLOAD_TYPES:
+        raise InvalidImage(
+            f"Content type {content_type!r} is not accepted; use one of {', '.join(ALLOWED_UPLOAD_TYPES)}.",
+            code="UNSUPPORTED_FORMAT",
+            status=415,
+        )
+    task = _new_task(settings, now)
+    post = media.presigned_upload(
+        upload_key(task.task_id),
+        content_type=content_type,
+        max_bytes=settings.max_upload_bytes,
+        expires_in=settings.upload_url_seconds,
+    )
+    tasks.create(task)
+    return UploadTicket(
+        task_id=task.task_id,
+        url=post.url,
+        fields=post.fields,
+        expires_in=settings.upload_url_seconds,
+        max_bytes=settings.max_upload_bytes,
+    )
+
+
+def create_inline_upload(
+    tasks: TaskRepository, media: MediaStore, settings: Settings, image: bytes, now: datetime
+) -> Task:
+    """The seed's multipart flow: the bytes go to the same key a presigned upload would use."""
+    if not image:
+        raise InvalidImage("The uploaded file is empty.", code="EMPTY_FILE", status=400)
+    if len(image) > settings.max_inline_upload_bytes:
+        raise PayloadTooLarge(
+            f"The image is {len(image)} bytes; POST /upload takes at most "
+            f"{settings.max_inline_upload_bytes} bytes. Use POST /uploads for files up to "
+            f"{settings.max_upload_bytes} bytes."
+        )
+    image_format = sniff_format(image)
+    if image_format is None:
+        raise InvalidImage("The file is not a PNG, JPEG or WebP image.", code="UNSUPPORTED_FORMAT", status=415)
+    task = _new_task(settings, now)
+    tasks.create(task)
+    media.put(upload_key(task.task_id), image, _MIME_BY_FORMAT[image_format])
+    return task
+
+
+def get_status(tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
+    task = _find(tasks, task_id, now)
+    queue_position: int | None = None
+    eta: float | None = None
+    if task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None:
+        queue_position, eta = _place_in_line(tasks, settings, task, now)
+    video_url = None
+    if task.state is TaskState.SUCCESS:
+        video_url = _video_url(media, settings, task.task_id)
+    error = None
+    if task.state is TaskState.FAILURE:
+        error = {"code": task.error_code or "INTERNAL_ERROR", "message": task.error_message or "The task failed."}
+    return TaskStatus(
+        task_id=task.task_id,
+        state=task.state,
+        progress=task.progress,
+        queue_position=queue_position,
+        eta_seconds=None if eta is None else math.ceil(eta),
+        video_url=video_url,
+        error=error,
+        created_at=task.created_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+    )
+
+
+def video_location(tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime) -> str:
+    task = _find(tasks, task_id, now)
+    if task.state is not TaskState.SUCCESS:
+        raise VideoNotReady(f"The video is not ready: the task is {task.state.value}.")
+    return _video_url(media, settings, task.task_id)
+
+
+def _new_task(settings: Settings, now: datetime) -> Task:
+    expires = now + timedelta(days=settings.retention_days)
+    return Task(task_id=new_task_id(), state=TaskState.PENDING, created_at=now, expires_at=int(expires.timestamp()))
+
+
+def _find(tasks: TaskRepository, task_id: str, now: datetime) -> Task:
+    task = tasks.get(task_id)
+    # DynamoDB deletes expired items lazily; an expired task is gone as far as users are concerned.
+    if task is None or task.expires_at <= now.timestamp():
+        raise TaskNotFound(f"No task {task_id} exists (tasks expire after their retention period).")
+    return task
+
+
+def _place_in_line(tasks: TaskRepository, settings: Settings, task: Task, now: datetime) -> tuple[int, float]:
+    """Tasks ahead, and seconds until this task's video is ready (the model runs one task at a time)."""
+    model = settings.model_seconds
+    if task.state is TaskState.PROCESSING:
+        return 0, _remaining(task.started_at, model, now)
+    assert task.queued_seq is not None
+    snapshot = tasks.queue_snapshot(task.queued_seq)
+    if snapshot.ahead == 0:
+        return 0, model
+    head = _remaining(snapshot.head_started_at, model, now) if snapshot.head_started_at else model
+    return snapshot.ahead, head + (snapshot.ahead - 1) * model + model
+
+
+def _remaining(started_at: datetime | None, model_seconds: float, now: datetime) -> float:
+    if started_at is None:
+        return model_seconds
+    return max(0.0, model_seconds - (now - started_at).total_seconds())
+
+
+def _video_url(media: MediaStore, settings: Settings, task_id: str) -> str:
+    return media.presigned_download(
+        video_key(task_id), expires_in=settings.video_url_seconds, filename=f"{task_id}.mp4"
+    )

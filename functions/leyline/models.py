@@ -1,0 +1,150 @@
+"""The task and the views of it the API returns. Plain dataclasses: no boto3, no HTTP."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from leyline.errors import InvalidTaskId
+
+UPLOAD_PREFIX = "uploads/"
+VIDEO_PREFIX = "videos/"
+_TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+class TaskState(StrEnum):
+    PENDING = "PENDING"  # created, waiting for the upload
+    QUEUED = "QUEUED"  # uploaded, waiting for the model
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TaskState.SUCCESS, TaskState.FAILURE)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_task_id(raw: str) -> str:
+    """Accepts a task id, or the seed's video file name `<task_id>.mp4`."""
+    candidate = raw.lower().removesuffix(".mp4")
+    if not _TASK_ID.match(candidate):
+        raise InvalidTaskId("Task ids are UUIDs such as 3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c.")
+    return candidate
+
+
+def upload_key(task_id: str) -> str:
+    """Storage keys derive from the task id only, never from anything the user named."""
+    return f"{UPLOAD_PREFIX}{task_id}"
+
+
+def video_key(task_id: str) -> str:
+    return f"{VIDEO_PREFIX}{task_id}.mp4"
+
+
+def task_id_from_upload_key(key: str) -> str:
+    if not key.startswith(UPLOAD_PREFIX):
+        raise InvalidTaskId(f"{key!r} is not under {UPLOAD_PREFIX}")
+    return parse_task_id(key[len(UPLOAD_PREFIX) :])
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class Task:
+    task_id: str
+    state: TaskState
+    created_at: datetime
+    expires_at: int  # epoch seconds, DynamoDB TTL
+    progress: int = 0
+    queued_seq: int | None = None  # microseconds since the epoch when the upload was seen
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What the queue looks like from one task: how many are ahead, and when the head will be done."""
+
+    ahead: int
+    head_started_at: datetime | None  # None while the head of the line has not entered the model
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    task_id: str
+    state: TaskState
+    progress: int
+    queue_position: int | None
+    eta_seconds: int | None
+    video_url: str | None
+    error: dict[str, str] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state.value,
+            "progress": self.progress,
+            "queue_position": self.queue_position,
+            "eta_seconds": self.eta_seconds,
+            "video_url": self.video_url,
+            "error": self.error,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    task_id: str
+    url: str
+    fields: dict[str, str]
+    expires_in: int
+    max_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "upload": {"url": self.url, "fields": self.fields},
+            "expires_in": self.expires_in,
+            "max_bytes": self.max_bytes,
+            "status_url": f"/status/{self.task_id}",
+        }
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    """One uploaded object, as the S3 'Object Created' event describes it."""
+
+    task_id: str
+    bucket: str
+    key: str
+    size: int

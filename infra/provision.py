@@ -1,0 +1,352 @@
+"""Create every non-serverless resource of the template by AWS API calls.
+
+Works against moto in-process (`moto.mock_aws`, endpoint_url None), the embedded moto server, or any
+AWS-compatible endpoint (e.g. LocalStack); re-running it converges instead of failing on "already
+exists". A resource type or property without a mapping here is an error: the local stack must not
+silently lack something the template declares. AWS::Serverless::* resources are the runtime's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from infra.template import SERVERLESS_TYPES, Stack, TemplateError
+
+Props = dict[str, Any]
+
+
+@dataclass
+class _Clients:
+    session: boto3.Session
+    endpoint_url: str | None
+    region: str
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._cache:
+            self._cache[service] = self.session.client(
+                service, endpoint_url=self.endpoint_url, region_name=self.region  # type: ignore[call-overload]
+            )
+        return self._cache[service]
+
+
+Provisioner = Callable[[_Clients, str, Props], None]
+
+
+def provision(stack: Stack, session: boto3.Session, endpoint_url: str | None = None) -> None:
+    """Create (or converge) the stack's resources, dependencies first."""
+    order = provisioning_order(stack)
+    for logical_id in order:  # refuse before creating anything
+        _check_supported(stack, logical_id)
+    clients = _Clients(session, endpoint_url, stack.region)
+    for logical_id in order:
+        resource_type = stack.resources[logical_id].type
+        _PROVISIONERS[resource_type][1](clients, stack.physical_name(logical_id), stack.properties(logical_id))
+
+
+def provisioning_order(stack: Stack) -> list[str]:
+    """Non-serverless resources in dependency order (from Ref, Fn::GetAtt, Fn::Sub, DependsOn)."""
+    graph = {
+        logical_id: {dep for dep in stack.dependencies(logical_id) if _is_provisioned(stack, dep)}
+        for logical_id in stack.resources
+        if _is_provisioned(stack, logical_id)
+    }
+    try:
+        return list(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        raise TemplateError(f"circular dependency between resources: {error.args[1]}") from None
+
+
+def _is_provisioned(stack: Stack, logical_id: str) -> bool:
+    return stack.resources[logical_id].type not in SERVERLESS_TYPES
+
+
+def _check_supported(stack: Stack, logical_id: str) -> None:
+    resource = stack.resources[logical_id]
+    if resource.type not in _PROVISIONERS:
+        raise TemplateError(f"{logical_id}: resource type {resource.type} is not provisioned locally")
+    unsupported = sorted(set(resource.properties) - _PROVISIONERS[resource.type][0])
+    if unsupported:
+        raise TemplateError(f"{logical_id}: {', '.join(unsupported)} not provisioned locally")
+
+
+def _ignore(error: ClientError, *codes: str) -> None:
+    if error.response["Error"]["Code"] not in codes:
+        raise error
+
+
+# ---- S3 ---------------------------------------------------------------------------------------
+def _bucket(aws: _Clients, name: str, props: Props) -> None:
+    s3 = aws("s3")
+    create: Props = {"Bucket": name}
+    if aws.region != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
+    try:
+        s3.create_bucket(**create)
+    except ClientError as error:
+        _ignore(error, "BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+    if "BucketEncryption" in props:
+        rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={"Rules": [_encryption_rule(rule) for rule in rules]},
+        )
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    if "OwnershipControls" in props:
+        s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=props["OwnershipControls"])
+    if "CorsConfiguration" in props:
+        rules = props["CorsConfiguration"]["CorsRules"]
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(r) for r in rules]})
+    if "LifecycleConfiguration" in props:
+        rules = props["LifecycleConfiguration"]["Rules"]
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+        )
+    if "NotificationConfiguration" in props:
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration=_notifications(props["NotificationConfiguration"])
+        )
+
+
+def _encryption_rule(rule: Props) -> Props:
+    converted: Props = {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+    if "BucketKeyEnabled" in rule:
+        converted["BucketKeyEnabled"] = _bool(rule["BucketKeyEnabled"])
+    return converted
+
+
+def _cors_rule(rule: Props) -> Props:
+    renamed = {"ExposedHeaders": "ExposeHeaders", "Id": "ID", "MaxAge": "MaxAgeSeconds"}
+    converted = {renamed.get(key, key): value for key, value in rule.items()}
+    if "MaxAgeSeconds" in converted:
+        converted["MaxAgeSeconds"] = int(converted["MaxAgeSeconds"])
+    return converted
+
+
+_LIFECYCLE_KEYS = frozenset(
+    {"Id", "Status", "Prefix", "ExpirationInDays", "AbortIncompleteMultipartUpload",
+     "NoncurrentVersionExpirationInDays"}
+)  # fmt: skip
+
+
+def _lifecycle_rule(rule: Props) -> Props:
+    unsupported = set(rule) - _LIFECYCLE_KEYS
+    if unsupported:
+        raise TemplateError(f"lifecycle rule keys {sorted(unsupported)} are not provisioned locally")
+    converted: Props = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        converted["ID"] = rule["Id"]
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    if "NoncurrentVersionExpirationInDays" in rule:
+        days = int(rule["NoncurrentVersionExpirationInDays"])
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+    return converted
+
+
+def _notifications(config: Props) -> Props:
+    if set(config) != {"EventBridgeConfiguration"}:
+        raise TemplateError("only EventBridge bucket notifications are provisioned locally")
+    enabled = _bool(config["EventBridgeConfiguration"].get("EventBridgeEnabled", True))
+    return {"EventBridgeConfiguration": {}} if enabled else {}
+
+
+def _bucket_policy(aws: _Clients, _name: str, props: Props) -> None:
+    document = dict(props["PolicyDocument"])
+    statements = document["Statement"]
+    statements = [statements] if isinstance(statements, dict) else statements
+    document["Statement"] = [s for s in statements if not _denies_insecure_transport(s)]
+    if document["Statement"]:
+        aws("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+
+
+def _denies_insecure_transport(statement: Props) -> bool:
+    """The "HTTPS only" Deny, which the local stack leaves out on purpose.
+
+    The local endpoints are plain HTTP, so on AWS semantics it would deny every request; and moto 5.2.5
+    does worse: it evaluates bucket policies on object requests without any condition context, so it
+    treats this Deny as unconditional and answers 403 to every object GET/PUT, even over HTTPS in
+    mock_aws. Every other statement is provisioned as declared.
+    """
+    condition = statement.get("Condition")
+    return statement.get("Effect") == "Deny" and condition is not None and (
+        {key: str(value).lower() for key, value in condition.get("Bool", {}).items()}
+        == {"aws:SecureTransport": "false"}
+        and set(condition) == {"Bool"}
+    )
+
+
+# ---- SQS --------------------------------------------------------------------------------------
+_QUEUE_ATTRIBUTES = frozenset(
+    {"ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue",
+     "FifoThroughputLimit", "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize",
+     "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy",
+     "RedrivePolicy", "SqsManagedSseEnabled", "VisibilityTimeout"}
+)  # fmt: skip
+
+
+def _queue(aws: _Clients, name: str, props: Props) -> None:
+    sqs = aws("sqs")
+    attributes = {key: _attribute(value) for key, value in props.items() if key in _QUEUE_ATTRIBUTES}
+    try:
+        sqs.create_queue(QueueName=name, Attributes=attributes)
+    except ClientError as error:
+        # The queue exists with other attributes (an earlier template): converge it.
+        _ignore(error, "QueueAlreadyExists", "QueueNameExists")
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        mutable = {key: value for key, value in attributes.items() if key != "FifoQueue"}
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=mutable)
+
+
+def _attribute(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _queue_policy(aws: _Clients, _name: str, props: Props) -> None:
+    for url in props["Queues"]:
+        aws("sqs").set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+        )
+
+
+# ---- DynamoDB ---------------------------------------------------------------------------------
+_TABLE_API_KEYS = frozenset(
+    {"AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
+     "LocalSecondaryIndexes", "TableClass", "DeletionProtectionEnabled", "Tags"}
+)  # fmt: skip
+
+
+def _table(aws: _Clients, name: str, props: Props) -> None:
+    dynamodb = aws("dynamodb")
+    create: Props = {key: value for key, value in props.items() if key in _TABLE_API_KEYS}
+    if "ProvisionedThroughput" in props:
+        create["ProvisionedThroughput"] = _throughput(props["ProvisionedThroughput"])
+    for index in create.get("GlobalSecondaryIndexes", []):
+        if "ProvisionedThroughput" in index:
+            index["ProvisionedThroughput"] = _throughput(index["ProvisionedThroughput"])
+    if "SSESpecification" in props:
+        sse = dict(props["SSESpecification"])
+        create["SSESpecification"] = {"Enabled": _bool(sse.pop("SSEEnabled")), **sse}
+    if "StreamSpecification" in props:
+        view = props["StreamSpecification"]["StreamViewType"]
+        create["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
+    try:
+        dynamodb.create_table(TableName=name, **create)
+    except ClientError as error:
+        _ignore(error, "ResourceInUseException")
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
+    if "TimeToLiveSpecification" in props:
+        _time_to_live(dynamodb, name, props["TimeToLiveSpecification"])
+    if "PointInTimeRecoverySpecification" in props:
+        enabled = _bool(props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"])
+        dynamodb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled},
+        )
+
+
+def _throughput(throughput: Props) -> Props:
+    return {key: int(value) for key, value in throughput.items()}
+
+
+def _time_to_live(dynamodb: Any, name: str, spec: Props) -> None:
+    wanted = {"AttributeName": spec["AttributeName"], "Enabled": _bool(spec["Enabled"])}
+    current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    is_enabled = current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+    if is_enabled == wanted["Enabled"] and current.get("AttributeName", wanted["AttributeName"]) == (
+        wanted["AttributeName"]
+    ):
+        return  # AWS rejects a no-op TTL update
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=wanted)
+
+
+# ---- EventBridge ------------------------------------------------------------------------------
+def _rule(aws: _Clients, name: str, props: Props) -> None:
+    events = aws("events")
+    rule: Props = {"Name": name, "State": props.get("State", "ENABLED")}
+    for key in ("Description", "EventBusName", "RoleArn"):
+        if key in props:
+            rule[key] = props[key]
+    pattern = props["EventPattern"]
+    rule["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+    events.put_rule(**rule)
+    targets = props.get("Targets", [])
+    for target in targets:
+        if not str(target["Arn"]).startswith("arn:aws:sqs:"):
+            raise TemplateError(f"rule {name}: only SQS targets are delivered locally")
+    if targets:
+        bus = {"EventBusName": props["EventBusName"]} if "EventBusName" in props else {}
+        failed = events.put_targets(Rule=name, Targets=targets, **bus).get("FailedEntryCount", 0)
+        if failed:
+            raise RuntimeError(f"rule {name}: {failed} targets were rejected")
+
+
+# ---- CloudWatch -------------------------------------------------------------------------------
+_ALARM_INTEGERS = frozenset({"Period", "EvaluationPeriods", "DatapointsToAlarm"})
+_ALARM_KEYS = frozenset(
+    {"AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions",
+     "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Unit",
+     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+     "ThresholdMetricId", "Threshold"} | _ALARM_INTEGERS
+)  # fmt: skip
+
+
+def _alarm(aws: _Clients, name: str, props: Props) -> None:
+    alarm: Props = {key: value for key, value in props.items() if key in _ALARM_KEYS}
+    for key in _ALARM_INTEGERS & set(alarm):
+        alarm[key] = int(alarm[key])
+    if "Threshold" in alarm:
+        alarm["Threshold"] = float(alarm["Threshold"])
+    if "ActionsEnabled" in alarm:
+        alarm["ActionsEnabled"] = _bool(alarm["ActionsEnabled"])
+    aws("cloudwatch").put_metric_alarm(AlarmName=name, **alarm)
+
+
+def _bool(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+_PROVISIONERS: dict[str, tuple[frozenset[str], Provisioner]] = {
+    "AWS::S3::Bucket": (
+        frozenset(
+            {"BucketName", "BucketEncryption", "PublicAccessBlockConfiguration",
+             "OwnershipControls", "CorsConfiguration", "LifecycleConfiguration",
+             "NotificationConfiguration"}
+        ),  # fmt: skip
+        _bucket,
+    ),
+    "AWS::S3::BucketPolicy": (frozenset({"Bucket", "PolicyDocument"}), _bucket_policy),
+    "AWS::SQS::Queue": (_QUEUE_ATTRIBUTES | {"QueueName"}, _queue),
+    "AWS::SQS::QueuePolicy": (frozenset({"Queues", "PolicyDocument"}), _queue_policy),
+    "AWS::DynamoDB::Table": (
+        _TABLE_API_KEYS
+        | {"TableName", "ProvisionedThroughput", "SSESpecification", "StreamSpecification",
+           "TimeToLiveSpecification", "PointInTimeRecoverySpecification"},  # fmt: skip
+        _table,
+    ),
+    "AWS::Events::Rule": (
+        frozenset({"Name", "Description", "EventBusName", "RoleArn", "State", "EventPattern",
+                   "Targets"}),  # fmt: skip
+        _rule,
+    ),
+    "AWS::CloudWatch::Alarm": (_ALARM_KEYS | {"AlarmName"}, _alarm),
+}

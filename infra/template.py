@@ -1,0 +1,577 @@
+"""The SAM template as a local stack: parameters, intrinsics, physical names and function specs.
+
+template.yaml is the single source of truth. This module reads it the way CloudFormation + the SAM
+transform would for what the local stack emulates, and refuses (TemplateError) what it cannot emulate,
+so that the template and the local stack cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import cfn_yaml
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+SERVERLESS_HTTP_API = "AWS::Serverless::HttpApi"
+SERVERLESS_TYPES = frozenset({SERVERLESS_FUNCTION, SERVERLESS_HTTP_API})
+
+# Function properties the local runtime honours, or that only matter to IAM/X-Ray/billing.
+_FUNCTION_PROPERTIES = frozenset(
+    {
+        "Handler", "Runtime", "CodeUri", "MemorySize", "Timeout", "Environment",
+        "ReservedConcurrentExecutions", "Events", "FunctionName", "Description", "Policies",
+        "Role", "Tracing", "Architectures", "Tags", "LoggingConfig", "EphemeralStorage",
+    }
+)  # fmt: skip
+_HTTP_API_PROPERTIES = frozenset(
+    {"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings"}
+)
+_HTTP_EVENT_PROPERTIES = frozenset({"ApiId", "Method", "Path"})
+_SQS_EVENT_PROPERTIES = frozenset(
+    {"Queue", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "Enabled",
+     "ScalingConfig"}
+)  # fmt: skip
+# Explicit-name property per type; without it CloudFormation generates a name.
+_NAME_PROPERTY = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Events::Rule": "Name",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    SERVERLESS_FUNCTION: "FunctionName",
+}
+
+
+class TemplateError(ValueError):
+    """The template is invalid, or uses something the local stack does not emulate."""
+
+
+class _NoValue:
+    """AWS::NoValue: the enclosing key or list item disappears."""
+
+
+_NO_VALUE = _NoValue()
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    """One SQS event source mapping of a function."""
+
+    queue_logical_id: str
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+    maximum_batching_window_seconds: int = 0
+    maximum_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """An AWS::Serverless::Function after Globals and intrinsics."""
+
+    logical_id: str
+    function_name: str
+    arn: str
+    runtime: str
+    handler: str
+    code_dir: Path
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, str]
+    reserved_concurrency: int | None
+    http_routes: tuple[tuple[str, str], ...]
+    sqs_sources: tuple[SqsSource, ...]
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    """An HttpApi CorsConfiguration."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
+class HttpApiSpec:
+    """The AWS::Serverless::HttpApi the local gateway serves."""
+
+    logical_id: str
+    api_id: str
+    cors: CorsConfig | None
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A template resource, properties unresolved (Globals applied for functions)."""
+
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
+    depends_on: tuple[str, ...]
+
+
+class Stack:
+    """A template bound to a stack name, region, account and parameter values."""
+
+    def __init__(
+        self,
+        template_path: Path,
+        template: dict[str, Any],
+        *,
+        name: str,
+        region: str,
+        account_id: str,
+        parameters: dict[str, str | list[str]],
+    ) -> None:
+        self.template_path = template_path
+        self.name = name
+        self.region = region
+        self.account_id = account_id
+        self.parameters = parameters
+        self.resources = _read_resources(template)
+        self.functions = {
+            r.logical_id: self._function_spec(r)
+            for r in self.resources.values()
+            if r.type == SERVERLESS_FUNCTION
+        }
+        self.http_api = self._http_api_spec()
+        self._outputs = template.get("Outputs", {})
+
+    # ---- values -------------------------------------------------------------------------------
+    def resolve(self, value: Any) -> Any:
+        """`value` with every intrinsic function replaced by its local value."""
+        resolved = self._resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """The resolved properties of a resource."""
+        resolved: dict[str, Any] = self.resolve(self.resources[logical_id].properties)
+        return resolved
+
+    def outputs(self) -> dict[str, Any]:
+        """The template's Outputs, resolved (ApiUrl is the AWS form, not the local URL)."""
+        return {key: self.resolve(output["Value"]) for key, output in self._outputs.items()}
+
+    def physical_name(self, logical_id: str) -> str:
+        """Name of the resource: its explicit name property, else generated like CloudFormation."""
+        resource = self._resource(logical_id)
+        explicit = resource.properties.get(_NAME_PROPERTY.get(resource.type, ""))
+        if explicit is not None:
+            return str(self.resolve(explicit))
+        return self._generated_name(resource)
+
+    def ref(self, logical_id: str) -> str:
+        """What `!Ref logical_id` returns: a parameter's value or a resource's physical id."""
+        resource = self._resource(logical_id)
+        if resource.type == "AWS::SQS::Queue":
+            return self.queue_url(logical_id)
+        if resource.type == SERVERLESS_HTTP_API:
+            return _short_id(self.name, logical_id)
+        return self.physical_name(logical_id)
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        """What `!GetAtt logical_id.attribute` returns."""
+        resource = self._resource(logical_id)
+        name = self.physical_name(logical_id)
+        region, account = self.region, self.account_id
+        attributes: dict[str, dict[str, str]] = {
+            "AWS::S3::Bucket": {
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+            },
+            "AWS::SQS::Queue": {
+                "Arn": f"arn:aws:sqs:{region}:{account}:{name}",
+                "QueueName": name,
+                "QueueUrl": self.queue_url(logical_id),
+            },
+            "AWS::DynamoDB::Table": {"Arn": f"arn:aws:dynamodb:{region}:{account}:table/{name}"},
+            "AWS::Events::Rule": {"Arn": f"arn:aws:events:{region}:{account}:rule/{name}"},
+            "AWS::CloudWatch::Alarm": {"Arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"},
+            SERVERLESS_FUNCTION: {"Arn": f"arn:aws:lambda:{region}:{account}:function:{name}"},
+        }
+        try:
+            return attributes[resource.type][attribute]
+        except KeyError:
+            raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not supported") from None
+
+    def arn(self, logical_id: str) -> str:
+        return self.get_att(logical_id, "Arn")
+
+    def queue_url(self, logical_id: str) -> str:
+        """The canonical AWS queue URL; moto and LocalStack accept it whatever their endpoint."""
+        return f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{self.physical_name(logical_id)}"
+
+    def dependencies(self, logical_id: str) -> set[str]:
+        """Resources this one references through Ref, Fn::GetAtt, Fn::Sub or DependsOn."""
+        resource = self._resource(logical_id)
+        found = set(_references(resource.properties)) | set(resource.depends_on)
+        return {dep for dep in found if dep in self.resources}
+
+    # ---- intrinsics ---------------------------------------------------------------------------
+    def _resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self._resolve(item) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref" or key.startswith("Fn::"):
+                return self._intrinsic(key, arg)
+        items = {key: self._resolve(item) for key, item in value.items()}
+        return {key: item for key, item in items.items() if item is not _NO_VALUE}
+
+    def _intrinsic(self, name: str, arg: Any) -> Any:
+        if name == "Ref":
+            return self._ref_value(str(arg))
+        if name == "Fn::GetAtt":
+            logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+            return self.get_att(logical_id, self._resolve(attribute))
+        if name == "Fn::Sub":
+            return self._sub(arg)
+        if name == "Fn::Join":
+            delimiter, items = arg
+            return str(delimiter).join(str(item) for item in self._resolve(items))
+        if name == "Fn::Select":
+            index, items = self._resolve(arg)
+            return items[int(index)]
+        if name == "Fn::Split":
+            delimiter, text = self._resolve(arg)
+            return str(text).split(delimiter)
+        raise TemplateError(f"intrinsic function {name} is not supported by the local stack")
+
+    def _ref_value(self, name: str) -> Any:
+        pseudo = {
+            "AWS::StackName": self.name,
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Partition": "aws",
+            "AWS::StackId": (
+                f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.name}/"
+                f"{_short_id(self.account_id, self.name)}"
+            ),
+        }
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.ref(name)
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else arg
+        values = {key: self._resolve(value) for key, value in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in values:
+                value = values[name]
+            elif "." in name and not name.startswith("AWS::"):
+                value = self.get_att(*name.split(".", 1))
+            else:
+                value = self._ref_value(name)
+            if isinstance(value, list):
+                raise TemplateError(f"Fn::Sub cannot substitute list {name}")
+            return str(value)
+
+        return _SUB_VARIABLE.sub(replace, text)
+
+    # ---- SAM ----------------------------------------------------------------------------------
+    def _function_spec(self, resource: Resource) -> FunctionSpec:
+        logical_id, props = resource.logical_id, resource.properties
+        _check_keys(logical_id, props, _FUNCTION_PROPERTIES)
+        runtime = str(self.resolve(props.get("Runtime", "")))
+        code_uri = self.resolve(props.get("CodeUri"))
+        if not runtime.startswith("python") or not isinstance(code_uri, str):
+            raise TemplateError(f"{logical_id}: only python runtimes with a local CodeUri run locally")
+        environment = self.resolve(props.get("Environment", {})).get("Variables", {})
+        reserved = self.resolve(props.get("ReservedConcurrentExecutions"))
+        http_routes: list[tuple[str, str]] = []
+        sqs_sources: list[SqsSource] = []
+        for event_id, event in props.get("Events", {}).items():
+            where = f"{logical_id}.Events.{event_id}"
+            if event.get("Type") == "HttpApi":
+                http_routes.append(self._http_route(where, event.get("Properties", {})))
+            elif event.get("Type") == "SQS":
+                source = self._sqs_source(where, event["Properties"])
+                if source is not None:
+                    sqs_sources.append(source)
+            else:
+                raise TemplateError(f"{where}: event type {event.get('Type')} is not supported")
+        return FunctionSpec(
+            logical_id=logical_id,
+            function_name=self.physical_name(logical_id),
+            arn=self.arn(logical_id),
+            runtime=runtime,
+            handler=str(self.resolve(props["Handler"])),
+            code_dir=(self.template_path.parent / code_uri).resolve(),
+            timeout_seconds=int(self.resolve(props.get("Timeout", 3))),
+            memory_mb=int(self.resolve(props.get("MemorySize", 128))),
+            environment={key: _env_value(logical_id, key, v) for key, v in environment.items()},
+            reserved_concurrency=None if reserved is None else int(reserved),
+            http_routes=tuple(http_routes),
+            sqs_sources=tuple(sqs_sources),
+        )
+
+    def _http_route(self, where: str, props: dict[str, Any]) -> tuple[str, str]:
+        _check_keys(where, props, _HTTP_EVENT_PROPERTIES)
+        api = props.get("ApiId")
+        if not (isinstance(api, dict) and api.get("Ref") in self.resources):
+            raise TemplateError(f"{where}: ApiId must !Ref an AWS::Serverless::HttpApi of the template")
+        if "Path" not in props and "Method" not in props:
+            return ("ANY", "$default")
+        method = str(self.resolve(props.get("Method", "ANY"))).upper()
+        return ("ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method, str(props["Path"]))
+
+    def _sqs_source(self, where: str, props: dict[str, Any]) -> SqsSource | None:
+        _check_keys(where, props, _SQS_EVENT_PROPERTIES)
+        queue = props["Queue"]
+        getatt = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
+        if isinstance(getatt, str):
+            getatt = getatt.split(".", 1)
+        if not getatt or list(getatt)[1:] != ["Arn"] or getatt[0] not in self.resources:
+            raise TemplateError(f"{where}: Queue must be !GetAtt <queue of this template>.Arn")
+        resolved = self.resolve(props)
+        if not resolved.get("Enabled", True):
+            return None
+        scaling = resolved.get("ScalingConfig", {}).get("MaximumConcurrency")
+        return SqsSource(
+            queue_logical_id=getatt[0],
+            batch_size=int(resolved.get("BatchSize", 10)),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in resolved.get("FunctionResponseTypes", []),
+            maximum_batching_window_seconds=int(resolved.get("MaximumBatchingWindowInSeconds", 0)),
+            maximum_concurrency=None if scaling is None else int(scaling),
+        )
+
+    def _http_api_spec(self) -> HttpApiSpec | None:
+        apis = [r for r in self.resources.values() if r.type == SERVERLESS_HTTP_API]
+        if len(apis) > 1:
+            raise TemplateError("the local gateway serves one AWS::Serverless::HttpApi, found several")
+        if not apis:
+            return None
+        api = apis[0]
+        _check_keys(api.logical_id, api.properties, _HTTP_API_PROPERTIES)
+        return HttpApiSpec(
+            logical_id=api.logical_id,
+            api_id=self.ref(api.logical_id),
+            cors=_cors(self.resolve(api.properties.get("CorsConfiguration"))),
+        )
+
+    # ---- names --------------------------------------------------------------------------------
+    def _resource(self, logical_id: str) -> Resource:
+        try:
+            return self.resources[logical_id]
+        except KeyError:
+            raise TemplateError(f"unknown resource or parameter {logical_id!r}") from None
+
+    def _generated_name(self, resource: Resource) -> str:
+        base = f"{self.name}-{resource.logical_id}"
+        if resource.type == "AWS::S3::Bucket":
+            return re.sub(r"[^a-z0-9-]", "-", base.lower())[:63].strip("-")
+        if resource.type == "AWS::SQS::Queue":
+            fifo = self.resolve(resource.properties.get("FifoQueue", False)) in (True, "true")
+            return base[: 75] + ".fifo" if fifo else base[:80]
+        return base[:64]
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def load_stack(
+    template_path: Path,
+    *,
+    stack_name: str = "leyline-local",
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+    parameter_overrides: Mapping[str, str] | None = None,
+) -> Stack:
+    """Read a SAM template and bind it to a local stack."""
+    template_path = Path(template_path).resolve()
+    template = _plain(cfn_yaml.load(str(template_path)))
+    _apply_globals(template)
+    parameters = _parameter_values(template.get("Parameters", {}), parameter_overrides or {})
+    return Stack(
+        template_path,
+        template,
+        name=stack_name,
+        region=region,
+        account_id=account_id,
+        parameters=parameters,
+    )
+
+
+def parse_parameter_overrides(text: str) -> dict[str, str]:
+    """sam's `--parameter-overrides` syntax: `Key=Value Key2='Value 2'`."""
+    overrides: dict[str, str] = {}
+    for item in shlex.split(text):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TemplateError(f"parameter override {item!r} is not Key=Value")
+        overrides[key] = value
+    return overrides
+
+
+# ---- template reading -------------------------------------------------------------------------
+def _plain(node: Any) -> Any:
+    """cfn-lint's YAML nodes as plain dict/list/str (they subclass them, with line marks)."""
+    if isinstance(node, dict):
+        return {str(key): _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _apply_globals(template: dict[str, Any]) -> None:
+    sections = template.get("Globals", {})
+    kinds = {"Function": SERVERLESS_FUNCTION, "HttpApi": SERVERLESS_HTTP_API}
+    for section, values in sections.items():
+        if section not in kinds:
+            raise TemplateError(f"Globals.{section} is not supported by the local stack")
+        for resource in template.get("Resources", {}).values():
+            if resource.get("Type") == kinds[section]:
+                resource["Properties"] = _merge_globals(values, resource.get("Properties", {}))
+
+
+def _merge_globals(global_value: Any, local_value: Any) -> Any:
+    """SAM's rule: maps merge (the resource wins), lists concatenate, anything else: resource wins."""
+    if isinstance(global_value, dict) and isinstance(local_value, dict):
+        merged = dict(global_value)
+        for key, value in local_value.items():
+            merged[key] = _merge_globals(global_value[key], value) if key in global_value else value
+        return merged
+    if isinstance(global_value, list) and isinstance(local_value, list):
+        return global_value + local_value
+    return local_value
+
+
+def _read_resources(template: dict[str, Any]) -> dict[str, Resource]:
+    resources: dict[str, Resource] = {}
+    for logical_id, body in template.get("Resources", {}).items():
+        if "Condition" in body:
+            raise TemplateError(f"{logical_id}: conditions are not supported by the local stack")
+        depends_on = body.get("DependsOn", [])
+        resources[logical_id] = Resource(
+            logical_id=logical_id,
+            type=body["Type"],
+            properties=body.get("Properties", {}),
+            depends_on=tuple([depends_on] if isinstance(depends_on, str) else depends_on),
+        )
+    return resources
+
+
+def _parameter_values(
+    declared: dict[str, Any], overrides: Mapping[str, str]
+) -> dict[str, str | list[str]]:
+    unknown = set(overrides) - set(declared)
+    if unknown:
+        raise TemplateError(f"parameter overrides for undeclared parameters: {sorted(unknown)}")
+    values: dict[str, str | list[str]] = {}
+    for name, spec in declared.items():
+        raw = overrides.get(name, spec.get("Default"))
+        if raw is None:
+            raise TemplateError(f"parameter {name} has no Default and no override")
+        if isinstance(raw, list):  # a YAML list as Default of a CommaDelimitedList
+            raw = ",".join(str(item) for item in raw)
+        text = str(raw)
+        _check_parameter(name, spec, text)
+        if spec["Type"] == "CommaDelimitedList":
+            values[name] = [item.strip() for item in text.split(",")]
+        else:
+            values[name] = text
+    return values
+
+
+def _check_parameter(name: str, spec: dict[str, Any], text: str) -> None:
+    if spec["Type"] == "Number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise TemplateError(f"parameter {name}={text!r} is not a Number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise TemplateError(f"parameter {name}={text} is below MinValue {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise TemplateError(f"parameter {name}={text} is above MaxValue {spec['MaxValue']}")
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and text not in [str(value) for value in allowed]:
+        raise TemplateError(f"parameter {name}={text!r} is not one of {allowed}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, text):
+        raise TemplateError(f"parameter {name}={text!r} does not match {pattern}")
+
+
+def _check_keys(where: str, props: dict[str, Any], supported: frozenset[str]) -> None:
+    unsupported = sorted(set(props) - supported)
+    if unsupported:
+        raise TemplateError(f"{where}: {', '.join(unsupported)} not supported by the local stack")
+
+
+def _references(value: Any) -> Iterator[str]:
+    """Logical ids named by Ref / Fn::GetAtt / Fn::Sub anywhere inside `value`."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+    elif isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref":
+                yield str(arg)
+            elif key == "Fn::GetAtt":
+                yield arg.split(".", 1)[0] if isinstance(arg, str) else arg[0]
+            elif key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                yield from (name.split(".", 1)[0] for name in _SUB_VARIABLE.findall(text))
+                if not isinstance(arg, str):
+                    yield from _references(arg[1])
+            else:
+                yield from _references(arg)
+
+
+def _env_value(logical_id: str, key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise TemplateError(f"{logical_id}: environment variable {key} must be a string, got {value!r}")
+
+
+def _cors(config: Any) -> CorsConfig | None:
+    if config is None or config is False:
+        return None
+    if config is True:  # SAM's shorthand: everything allowed
+        return CorsConfig(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+
+    def strings(key: str) -> tuple[str, ...]:
+        return tuple(str(item) for item in config.get(key, []))
+
+    max_age = config.get("MaxAge")
+    return CorsConfig(
+        allow_origins=strings("AllowOrigins"),
+        allow_methods=tuple(method.upper() for method in strings("AllowMethods")),
+        allow_headers=tuple(header.lower() for header in strings("AllowHeaders")),
+        expose_headers=strings("ExposeHeaders"),
+        max_age=None if max_age is None else int(max_age),
+        allow_credentials=config.get("AllowCredentials") in (True, "true"),
+    )
+
+
+def _short_id(*parts: str) -> str:
+    """A stable 10-character lowercase id, the shape of API Gateway ids."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:10])

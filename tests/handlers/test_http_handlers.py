@@ -1,0 +1,161 @@
+"""ApiFunction and StatusFunction, invoked with the sample API Gateway events from events/."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.handlers.conftest import ROOT, sample_event
+
+EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
+
+
+def body(response: dict[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(response["body"])
+    return parsed
+
+
+def with_body(event: dict[str, Any], raw: bytes, content_type: str) -> dict[str, Any]:
+    return {
+        **event,
+        "headers": {**event["headers"], "content-type": content_type},
+        "body": base64.b64encode(raw).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def status_of(invoke, task_id: str) -> tuple[int, dict[str, Any]]:
+    event = sample_event("http-get-status.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/status/{task_id}"
+    event["pathParameters"] = {"task_id": task_id}
+    response = invoke("StatusFunction", event)
+    return response["statusCode"], body(response)
+
+
+def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, stack):
+    # Given the sample POST /uploads event asking for a PNG upload
+    response = invoke("ApiFunction", sample_event("http-create-upload.json"))
+
+    # Then a task exists in PENDING and the presigned POST pins key, type and size range
+    assert response["statusCode"] == 201
+    ticket = body(response)
+    task_id = ticket["task_id"]
+    fields = ticket["upload"]["fields"]
+    assert fields["key"] == f"uploads/{task_id}"
+    assert fields["Content-Type"] == "image/png"
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    max_bytes = int(stack.parameters["MaxUploadBytes"])
+    assert ["content-length-range", 1, max_bytes] in policy["conditions"]
+    assert {"key": f"uploads/{task_id}"} in policy["conditions"]
+    assert ticket["max_bytes"] == max_bytes
+    assert ticket["status_url"] == f"/status/{task_id}"
+    assert status_of(invoke, task_id)[1]["state"] == "PENDING"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"{not json", 400, "MALFORMED_JSON"),
+        (b"[1, 2]", 400, "BAD_REQUEST"),
+        (b'{"content_type": 5}', 400, "BAD_REQUEST"),
+        (b'{"content_type": "image/gif"}', 415, "UNSUPPORTED_FORMAT"),
+    ],
+)
+def test_create_upload_refuses_bad_bodies_with_error_objects(invoke, raw, status, code):
+    event = with_body(sample_event("http-create-upload.json"), raw, "application/json")
+    response = invoke("ApiFunction", event)
+    assert response["statusCode"] == status
+    assert body(response)["error"]["code"] == code
+
+
+def test_seed_multipart_upload_stores_the_bytes_under_the_task_key(invoke, aws, stack):
+    # Given the sample multipart POST /upload (field `image`, file name image.png)
+    response = invoke("ApiFunction", sample_event("http-legacy-upload.json"))
+
+    # Then it answers like the seed, and the bytes sit at uploads/<task_id>, whatever the file name was
+    assert response["statusCode"] == 202
+    task_id = body(response)["task_id"]
+    assert body(response) == {"task_id": task_id, "status_url": f"/status/{task_id}"}
+    bucket = stack.functions["ApiFunction"].environment["MEDIA_BUCKET"]
+    stored = aws.client("s3").get_object(Bucket=bucket, Key=f"uploads/{task_id}")
+    assert stored["Body"].read() == EXAMPLE
+    assert stored["ContentType"] == "image/png"
+
+
+def multipart(field: str, content: bytes, boundary: str = "b0undary") -> tuple[bytes, str]:
+    raw = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="../../evil.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return raw, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    ("field", "content", "status", "code"),
+    [
+        ("photo", EXAMPLE, 400, "MISSING_IMAGE"),
+        ("image", b"", 400, "EMPTY_FILE"),
+        ("image", b"GIF89a" + b"\0" * 100, 415, "UNSUPPORTED_FORMAT"),
+        ("image", b"\x89PNG\r\n\x1a\n" + b"\0" * 5_000_000, 413, "FILE_TOO_LARGE"),
+    ],
+)
+def test_seed_upload_refuses_bad_forms(invoke, field, content, status, code):
+    event = with_body(sample_event("http-legacy-upload.json"), *multipart(field, content))
+    response = invoke("ApiFunction", event)
+    assert response["statusCode"] == status
+    assert body(response)["error"]["code"] == code
+
+
+def test_seed_upload_needs_a_multipart_body(invoke):
+    event = with_body(sample_event("http-legacy-upload.json"), b"just text", "text/plain")
+    response = invoke("ApiFunction", event)
+    assert response["statusCode"] == 400
+    assert body(response)["error"]["code"] == "MISSING_IMAGE"
+
+
+def test_status_of_unknown_and_malformed_ids(invoke):
+    unknown = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
+    code, answer = status_of(invoke, unknown)
+    assert code == 404
+    assert answer["error"]["code"] == "TASK_NOT_FOUND"
+    assert unknown in answer["error"]["message"]
+
+    code, answer = status_of(invoke, "nope")
+    assert code == 400
+    assert answer["error"]["code"] == "INVALID_TASK_ID"
+
+
+def test_pending_status_has_every_documented_field(invoke):
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    code, answer = status_of(invoke, task_id)
+    assert code == 200
+    assert answer == {
+        "task_id": task_id,
+        "state": "PENDING",
+        "progress": 0,
+        "queue_position": None,
+        "eta_seconds": None,
+        "video_url": None,
+        "error": None,
+        "created_at": answer["created_at"],
+        "started_at": None,
+        "finished_at": None,
+    }
+    assert answer["created_at"].endswith("Z")
+
+
+def test_video_of_an_unfinished_task_is_409(invoke):
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    event = sample_event("http-get-video.json")
+    event["pathParameters"] = {"task_id": task_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/video/{task_id}"
+    response = invoke("StatusFunction", event)
+    assert response["statusCode"] == 409
+    assert body(response)["error"]["code"] == "VIDEO_NOT_READY"

@@ -1,0 +1,113 @@
+"""IntakeFunction and ProcessorFunction, fed by the real S3 -> EventBridge -> SQS path inside moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.template import Stack
+from tests.handlers.conftest import ROOT, sample_event
+from tests.handlers.test_http_handlers import body, status_of
+
+EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
+
+
+def queue_url(stack: Stack, logical_id: str) -> str:
+    return stack.queue_url(logical_id)
+
+
+def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str) -> dict[str, Any]:
+    """One received message dressed as the sample SQS event from events/ (as the event source mapping would)."""
+    sqs = aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, AttributeNames=["All"])
+    assert messages.get("Messages"), f"nothing arrived on {url}"
+    message = messages["Messages"][0]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    event = sample_event(sample)
+    record = event["Records"][0]
+    record.update(
+        messageId=message["MessageId"],
+        receiptHandle=message["ReceiptHandle"],
+        body=message["Body"],
+        md5OfBody=message["MD5OfBody"],
+        eventSourceARN=arn,
+        attributes={**record["attributes"], **message["Attributes"]},
+    )
+    return event
+
+
+def upload(invoke) -> str:
+    return str(body(invoke("ApiFunction", sample_event("http-legacy-upload.json")))["task_id"])
+
+
+def put_upload(aws: boto3.Session, stack: Stack, task_id: str, data: bytes) -> None:
+    bucket = stack.functions["ApiFunction"].environment["MEDIA_BUCKET"]
+    aws.client("s3").put_object(Bucket=bucket, Key=f"uploads/{task_id}", Body=data, ContentType="image/png")
+
+
+def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(invoke, aws, stack):
+    # Given an upload through the seed's call
+    task_id = upload(invoke)
+
+    # When the intake function handles the event the rule delivered
+    event = receive_as_lambda_event(aws, queue_url(stack, "IntakeQueue"), "sqs-intake-record.json")
+    assert json.loads(event["Records"][0]["body"])["detail"]["object"]["key"] == f"uploads/{task_id}"
+    assert invoke("IntakeFunction", event) == {"batchItemFailures": []}
+
+    # Then the task is QUEUED, first in line, with an ETA of one model run
+    code, answer = status_of(invoke, task_id)
+    assert code == 200
+    assert answer["state"] == "QUEUED"
+    assert answer["queue_position"] == 0
+    assert answer["eta_seconds"] == int(stack.parameters["ModelSeconds"])
+    # And the same job waits on the FIFO queue for the model
+    jobs = receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json")
+    assert jobs["Records"][0]["attributes"]["MessageGroupId"] == "model"
+
+
+def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, stack):
+    # Given an uploaded image whose job is on the FIFO queue
+    task_id = upload(invoke)
+    event = receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json")
+
+    # When the processor handles it
+    assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
+
+    # Then the task succeeded, with a video in the bucket and a presigned link to it
+    code, answer = status_of(invoke, task_id)
+    assert (code, answer["state"], answer["progress"]) == (200, "SUCCESS", 100)
+    assert answer["video_url"]
+    assert f"videos/{task_id}.mp4" in answer["video_url"]
+    s3 = aws.client("s3")
+    bucket = stack.functions["ProcessorFunction"].environment["MEDIA_BUCKET"]
+    video = s3.get_object(Bucket=bucket, Key=f"videos/{task_id}.mp4")["Body"].read()
+    assert video[4:8] == b"ftyp"
+
+    # When the same event arrives again (S3 events are at-least-once), after the video was removed
+    s3.delete_object(Bucket=bucket, Key=f"videos/{task_id}.mp4")
+    assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
+
+    # Then the model did not run a second time: no new video appeared
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="videos/")
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [(b"hello, I am text", "UNSUPPORTED_FORMAT"), (b"", "EMPTY_FILE"), (EXAMPLE[: len(EXAMPLE) // 2], "CORRUPT_IMAGE")],
+)
+def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws, stack, data, code):
+    # Given a presigned upload whose bytes are not a usable image (S3 stores whatever is posted)
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    put_upload(aws, stack, task_id, data)
+    event = receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json")
+
+    # When the processor handles it, Then the message is consumed (no retry) and the task is a FAILURE
+    assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
+    _, answer = status_of(invoke, task_id)
+    assert answer["state"] == "FAILURE"
+    assert answer["error"]["code"] == code
+    assert answer["error"]["message"]
+    assert answer["queue_position"] is None

@@ -1,0 +1,132 @@
+"""The seed README's curl flow and the presigned flow, over real HTTP against the local stack."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.polling import poll_until_final, upload_inline, upload_presigned
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "image.png"
+
+
+def test_seed_curl_flow_produces_a_downloadable_mp4(stack):
+    # Given the seed's `curl -X POST -F "image=@examples/image.png" http://localhost:8080/upload`
+    response = requests.post(f"{stack.api_url}/upload", files={"image": EXAMPLE.open("rb")}, timeout=10)
+
+    # Then it is accepted with a task id and where to watch it
+    assert response.status_code == 202
+    body = response.json()
+    task_id = body["task_id"]
+    assert body["status_url"] == f"/status/{task_id}"
+
+    # When its status is polled, Then it moves PENDING/QUEUED -> PROCESSING (rising progress) -> SUCCESS
+    seen = poll_until_final(stack.api_url, task_id)
+    states = [snapshot["state"] for snapshot in seen]
+    assert "PROCESSING" in states
+    assert states[-1] == "SUCCESS"
+    progress = [snapshot["progress"] for snapshot in seen]
+    assert progress == sorted(progress), "progress never goes down"
+    assert len({p for s, p in zip(states, progress, strict=True) if s == "PROCESSING"}) >= 2, "progress rises"
+    final = seen[-1]
+    assert final["progress"] == 100
+    assert final["error"] is None
+    assert final["started_at"]
+    assert final["finished_at"]
+    assert final["created_at"]
+
+    # And the presigned video_url downloads an MP4 from the user's machine
+    video = requests.get(final["video_url"], timeout=10)
+    assert video.status_code == 200
+    assert video.content[4:8] == b"ftyp"
+
+    # And GET /video/<task_id> (also as the seed's <task_id>.mp4 file name) redirects to it
+    for name in (task_id, f"{task_id}.mp4"):
+        redirect = requests.get(f"{stack.api_url}/video/{name}", allow_redirects=False, timeout=10)
+        assert redirect.status_code == 302
+        followed = requests.get(redirect.headers["Location"], timeout=10)
+        assert followed.content == video.content
+
+
+def test_presigned_flow_goes_straight_to_s3(stack):
+    # Given a presigned POST for a PNG
+    ticket = requests.post(f"{stack.api_url}/uploads", json={"content_type": "image/png"}, timeout=10)
+    assert ticket.status_code == 201
+    body = ticket.json()
+    assert body["upload"]["fields"]["key"] == f"uploads/{body['task_id']}"
+    assert body["max_bytes"] > 0
+    assert body["expires_in"] > 0
+    assert requests.get(f"{stack.api_url}{body['status_url']}", timeout=10).json()["state"] == "PENDING"
+
+    # When the browser/CLI posts the file directly to the bucket
+    stored = requests.post(
+        body["upload"]["url"], data=body["upload"]["fields"], files={"file": EXAMPLE.read_bytes()}, timeout=10
+    )
+    assert stored.status_code in (200, 201, 204)
+
+    # Then the pipeline picks it up and the task ends in SUCCESS with a video
+    final = poll_until_final(stack.api_url, body["task_id"])[-1]
+    assert final["state"] == "SUCCESS"
+    assert requests.get(final["video_url"], timeout=10).content[4:8] == b"ftyp"
+
+
+def test_tasks_run_one_at_a_time_in_arrival_order_while_queue_positions_count_down(stack):
+    # Given three uploads made back to back
+    task_ids = [upload_inline(stack.api_url, EXAMPLE.read_bytes()) for _ in range(2)]
+    task_ids.append(upload_presigned(stack.api_url, EXAMPLE.read_bytes()))
+
+    # When the last one is watched until it is done
+    watched = poll_until_final(stack.api_url, task_ids[-1])
+
+    # Then its queue position only ever counts down, from tasks ahead to 0
+    positions = [s["queue_position"] for s in watched if s["state"] in ("QUEUED", "PROCESSING")]
+    assert positions, "the task was seen waiting"
+    assert positions == sorted(positions, reverse=True)
+    assert positions[0] >= 1
+    assert positions[-1] == 0
+    assert all(s["eta_seconds"] is not None for s in watched if s["state"] in ("QUEUED", "PROCESSING"))
+
+    # And no two tasks were in the model at the same time, and they ran in arrival order
+    finals = [poll_until_final(stack.api_url, task_id)[-1] for task_id in task_ids]
+    assert all(final["state"] == "SUCCESS" for final in finals)
+    intervals = [(final["started_at"], final["finished_at"]) for final in finals]
+    for (_, earlier_finish), (later_start, _) in itertools.pairwise(intervals):
+        assert earlier_finish <= later_start
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/status/3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c", 404, "TASK_NOT_FOUND"),
+        ("/status/not-a-task", 400, "INVALID_TASK_ID"),
+        ("/video/3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c", 404, "TASK_NOT_FOUND"),
+        ("/video/..%2F..%2Fetc%2Fpasswd", 400, "INVALID_TASK_ID"),
+    ],
+)
+def test_unknown_and_malformed_ids_get_error_objects(stack, path, status, code):
+    response = requests.get(f"{stack.api_url}{path}", allow_redirects=False, timeout=10)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+
+
+def test_upload_without_image_field_or_too_big_is_refused(stack):
+    missing = requests.post(f"{stack.api_url}/upload", files={"picture": b"x"}, timeout=10)
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == "MISSING_IMAGE"
+
+    too_big = requests.post(f"{stack.api_url}/upload", files={"image": b"\x89PNG" + b"0" * 5_000_000}, timeout=30)
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["code"] == "FILE_TOO_LARGE"
+
+    not_json = requests.post(
+        f"{stack.api_url}/uploads", data=b"{oops", headers={"content-type": "application/json"}, timeout=10
+    )
+    assert not_json.status_code == 400
+    assert json.loads(not_json.content)["error"]["code"] == "MALFORMED_JSON"

@@ -1,0 +1,120 @@
+"""template.yaml is valid CloudFormation, SAM transforms it, and it says what the design promises."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _NoManagedPolicies:
+    """SAM asks IAM for managed policy ARNs only for policies named by name; ours are all templates."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
+
+
+@pytest.fixture(scope="module")
+def transformed(template, monkeypatch_module) -> dict[str, Any]:
+    # `sam package` replaces local CodeUri paths with S3 locations before the transform runs.
+    packaged = copy.deepcopy(template)
+    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/leyline.zip"
+    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return transform(packaged, {}, _NoManagedPolicies())
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
+
+
+def test_cfn_lint_is_clean():
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(transformed):
+    transformed["Resources"]
+    functions = resources_of_type(transformed, "AWS::Lambda::Function")
+    assert set(functions) == {"ApiFunction", "StatusFunction", "IntakeFunction", "ProcessorFunction"}
+    routes = {
+        res["Properties"]["RouteKey"] for res in resources_of_type(transformed, "AWS::ApiGatewayV2::Route").values()
+    }
+    if not routes:  # SAM folds HttpApi routes into the API's OpenAPI body
+        api = resources_of_type(transformed, "AWS::ApiGatewayV2::Api")["HttpApi"]["Properties"]["Body"]
+        routes = {f"{method.upper()} {path}" for path, ops in api["paths"].items() for method in ops}
+    assert {"POST /uploads", "POST /upload", "GET /status/{task_id}", "GET /video/{task_id}"} <= routes
+
+    mapping = next(
+        res["Properties"]
+        for res in resources_of_type(transformed, "AWS::Lambda::EventSourceMapping").values()
+        if res["Properties"]["FunctionName"] == {"Ref": "ProcessorFunction"}
+    )
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert functions["ProcessorFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+
+
+def test_jobs_queue_is_fifo_with_dedup_dlq_and_a_visibility_of_six_processor_timeouts(template):
+    queue = template["Resources"]["JobsQueue"]["Properties"]
+    processor = template["Resources"]["ProcessorFunction"]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is True
+    assert queue["VisibilityTimeout"] >= 6 * processor["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+    assert template["Resources"]["JobsDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+
+
+def test_uploaded_rule_sends_object_created_under_uploads_to_the_fifo_queue_in_one_group(template):
+    rule = template["Resources"]["UploadedRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.s3"]
+    assert rule["EventPattern"]["detail-type"] == ["Object Created"]
+    assert rule["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
+    jobs = next(t for t in rule["Targets"] if t["Arn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]})
+    assert jobs["SqsParameters"]["MessageGroupId"]
+    policy = template["Resources"]["EventsToQueuesPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Principal"] == {"Service": "events.amazonaws.com"}
+
+
+def test_bucket_is_private_encrypted_and_notifies_eventbridge(template):
+    bucket = template["Resources"]["MediaBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    assert "POST" in bucket["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"]
+
+
+def test_tasks_table_is_on_demand_with_ttl_and_a_queue_index(template):
+    table = template["Resources"]["TasksTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["QueueIndex"]
+
+
+def test_parameters_and_outputs(template):
+    assert template["Parameters"]["ModelSeconds"]["Default"] == 30
+    assert "MaxUploadBytes" in template["Parameters"]
+    assert {"ApiUrl", "MediaBucketName", "TasksTableName"} <= set(template["Outputs"])

@@ -1,0 +1,30 @@
+import pytest
+
+from leyline.config import ConfigError, Settings
+
+VALID = {
+    "TASKS_TABLE": "tasks",
+    "MEDIA_BUCKET": "media",
+    "MODEL_SECONDS": "1.5",
+    "MAX_UPLOAD_BYTES": "1000",
+    "MAX_INLINE_UPLOAD_BYTES": "500",
+    "RETENTION_DAYS": "7",
+    "UPLOAD_URL_SECONDS": "900",
+    "VIDEO_URL_SECONDS": "3600",
+}
+
+
+def test_settings_are_read_and_typed():
+    settings = Settings.from_env(VALID)
+    assert settings.model_seconds == 1.5
+    assert settings.max_upload_bytes == 1000
+    assert settings.idempotency_table is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TASKS_TABLE", ""), ("MODEL_SECONDS", "fast"), ("MODEL_SECONDS", "0"), ("VIDEO_URL_SECONDS", "7200")],
+)
+def test_bad_settings_stop_the_cold_start(name, value):
+    with pytest.raises(ConfigError):
+        Settings.from_env({**VALID, name: value})
