@@ -7,6 +7,7 @@ replaces workers that die, like Lambda starting a fresh execution environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
@@ -98,11 +99,9 @@ class Worker:
             )
         self._connection = Connection(parent_end.detach())
         self._ready = False
-        self.stopped_on_purpose = False
+        self.retired = False
         assert self.process.stdout is not None
-        threading.Thread(
-            target=console.pump, args=(spec.logical_id, self.process.stdout), daemon=True
-        ).start()
+        threading.Thread(target=console.pump, args=(spec.logical_id, self.process.stdout), daemon=True).start()
 
     @property
     def pid(self) -> int:
@@ -111,11 +110,12 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """The worker's reply; raises _WorkerGone (the worker is then dead) on timeout or death."""
+    def invoke(self, request: dict[str, Any], event_json: str, timeout: float) -> tuple[dict[str, Any], str | None]:
+        """The worker's reply and result JSON; raises _WorkerGone on timeout or death (it is then dead)."""
         self._wait_ready()
         try:
             self._connection.send_bytes(json.dumps(request).encode())
+            self._connection.send_bytes(event_json.encode())
             if not self._connection.poll(timeout):
                 self.kill()
                 raise _WorkerGone(
@@ -124,7 +124,8 @@ class Worker:
                     f"Task timed out after {self.spec.timeout_seconds:.2f} seconds",
                 )
             reply: dict[str, Any] = json.loads(self._connection.recv_bytes())
-            return reply
+            result = self._connection.recv_bytes().decode() if reply["type"] == "result" else None
+            return reply, result
         except (EOFError, OSError):
             self.kill()
             raise _WorkerGone("Runtime.ExitError", self._exit_message(request["request_id"])) from None
@@ -142,19 +143,18 @@ class Worker:
         self._ready = True
 
     def _exit_message(self, request_id: str) -> str:
-        code = self.process.returncode
-        reason = f"signal: {signal.Signals(-code).name}" if code and code < 0 else f"exit status {code}"
+        reason = _exit_reason(self.process.returncode)
         return f"RequestId: {request_id} Error: Runtime exited with error: {reason}"
 
     def kill(self) -> None:
-        self.stopped_on_purpose = True
+        self.retired = True
         _signal(self.process, signal.SIGKILL)
         self.process.wait(timeout=_STOP_GRACE_SECONDS)
         self._connection.close()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period."""
-        self.stopped_on_purpose = True
+        self.retired = True
         _signal(self.process, signal.SIGTERM)
         try:
             self.process.wait(timeout=_STOP_GRACE_SECONDS)
@@ -166,9 +166,7 @@ class Worker:
 class FunctionPool:
     """The warm workers of one function; invocations beyond `capacity` wait for a free one."""
 
-    def __init__(
-        self, spec: FunctionSpec, environment: dict[str, str], console: Console, capacity: int
-    ) -> None:
+    def __init__(self, spec: FunctionSpec, environment: dict[str, str], console: Console, capacity: int) -> None:
         self.spec = spec
         self.capacity = capacity
         self._environment = environment
@@ -182,8 +180,9 @@ class FunctionPool:
 
     def start(self) -> None:
         """Start one warm worker (more on demand) and the watchdog that replaces dead ones."""
-        with self._lock:
-            self._idle.append(self._spawn())
+        if self.capacity:
+            with self._lock:
+                self._idle.append(self._spawn())
         self._monitor.start()
 
     def worker_pids(self) -> list[int]:
@@ -215,20 +214,10 @@ class FunctionPool:
             worker.stop()
 
     def _run(self, request_id: str, event_json: str) -> Invocation:
-        worker = self._checkout()
         started = time.monotonic()
         self._console.line(self.spec.logical_id, f"START RequestId: {request_id} Version: $LATEST")
-        request = {
-            "request_id": request_id,
-            "invoked_function_arn": self.spec.arn,
-            "deadline_ms": int(time.time() * 1000) + self.spec.timeout_seconds * 1000,
-            "event": json.loads(event_json),
-        }
-        invocation = self._call(worker, request)
-        if worker.alive() and not worker.stopped_on_purpose:
-            with self._lock:
-                self._idle.append(worker)
-        status = "" if invocation.ok else f"\tStatus: {invocation.error['errorType']}"  # type: ignore[index]
+        invocation = self._call(request_id, event_json)
+        status = f"\tStatus: {invocation.error['errorType']}" if invocation.error else ""
         duration_ms = (time.monotonic() - started) * 1000
         self._console.line(
             self.spec.logical_id,
@@ -237,24 +226,34 @@ class FunctionPool:
         )
         return invocation
 
-    def _call(self, worker: Worker, request: dict[str, Any]) -> Invocation:
-        request_id = request["request_id"]
+    def _call(self, request_id: str, event_json: str) -> Invocation:
+        request = {
+            "request_id": request_id,
+            "invoked_function_arn": self.spec.arn,
+            "deadline_ms": int(time.time() * 1000) + self.spec.timeout_seconds * 1000,
+        }
         try:
-            reply = worker.invoke(request, self.spec.timeout_seconds)
+            worker = self._checkout()
+            reply, result_json = worker.invoke(request, event_json, self.spec.timeout_seconds)
         except _WorkerGone as gone:
-            self._console.line(self.spec.logical_id, f"{request_id} {gone.error['errorMessage']}")
+            self._console.line(self.spec.logical_id, gone.error["errorMessage"])
             return Invocation(request_id, error=gone.error)
         if reply.get("fatal"):
-            worker.stopped_on_purpose = True  # it exits by itself; the watchdog starts a fresh one
-        if reply["type"] == "error":
+            worker.retired = True  # it exits by itself; the watchdog starts a fresh one
+        else:
+            with self._lock:
+                self._idle.append(worker)
+        if result_json is None:
             return Invocation(request_id, error=reply["error"])
-        if len(reply["payload"].encode()) > MAX_PAYLOAD_BYTES:
+        if len(result_json.encode()) > MAX_PAYLOAD_BYTES:
             message = f"Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."
             return Invocation(request_id, error={"errorType": "Function.ResponseSizeTooLarge", "errorMessage": message})
-        return Invocation(request_id, result_json=reply["payload"])
+        return Invocation(request_id, result_json=result_json)
 
     def _checkout(self) -> Worker:
         with self._lock:
+            if self._stopping.is_set():
+                raise _WorkerGone("Runtime.Unavailable", "the local stack is stopping")
             while self._idle:
                 worker = self._idle.pop()
                 if worker.alive():
@@ -270,7 +269,7 @@ class FunctionPool:
         while not self._stopping.wait(_MONITOR_INTERVAL_SECONDS):
             with self._lock:
                 self._reap()
-                if not self._workers and not self._stopping.is_set():
+                if not self._workers and self.capacity and not self._stopping.is_set():
                     self._idle.append(self._spawn())
 
     def _reap(self) -> None:
@@ -278,7 +277,7 @@ class FunctionPool:
             self._workers.discard(worker)
             if worker in self._idle:
                 self._idle.remove(worker)
-            if not worker.stopped_on_purpose:
+            if not worker.retired:
                 self._console.line(
                     self.spec.logical_id,
                     f"worker pid {worker.pid} exited ({_exit_reason(worker.process.returncode)}); "
@@ -288,10 +287,8 @@ class FunctionPool:
 
 def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def _exit_reason(code: int | None) -> str:
@@ -299,4 +296,4 @@ def _exit_reason(code: int | None) -> str:
 
 
 def _log_stream_name() -> str:
-    return f"{datetime.now(timezone.utc):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+    return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"

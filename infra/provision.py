@@ -32,7 +32,9 @@ class _Clients:
     def __call__(self, service: str) -> Any:
         if service not in self._cache:
             self._cache[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, region_name=self.region  # type: ignore[call-overload]
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,  # type: ignore[call-overload]
             )
         return self._cache[service]
 
@@ -99,9 +101,7 @@ def _bucket(aws: _Clients, name: str, props: Props) -> None:
             ServerSideEncryptionConfiguration={"Rules": [_encryption_rule(rule) for rule in rules]},
         )
     if "PublicAccessBlockConfiguration" in props:
-        s3.put_public_access_block(
-            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
-        )
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
     if "OwnershipControls" in props:
         s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=props["OwnershipControls"])
     if "CorsConfiguration" in props:
@@ -134,9 +134,15 @@ def _cors_rule(rule: Props) -> Props:
 
 
 _LIFECYCLE_KEYS = frozenset(
-    {"Id", "Status", "Prefix", "ExpirationInDays", "AbortIncompleteMultipartUpload",
-     "NoncurrentVersionExpirationInDays"}
-)  # fmt: skip
+    {
+        "Id",
+        "Status",
+        "Prefix",
+        "ExpirationInDays",
+        "AbortIncompleteMultipartUpload",
+        "NoncurrentVersionExpirationInDays",
+    }
+)
 
 
 def _lifecycle_rule(rule: Props) -> Props:
@@ -182,20 +188,36 @@ def _denies_insecure_transport(statement: Props) -> bool:
     mock_aws. Every other statement is provisioned as declared.
     """
     condition = statement.get("Condition")
-    return statement.get("Effect") == "Deny" and condition is not None and (
-        {key: str(value).lower() for key, value in condition.get("Bool", {}).items()}
-        == {"aws:SecureTransport": "false"}
-        and set(condition) == {"Bool"}
+    return (
+        statement.get("Effect") == "Deny"
+        and condition is not None
+        and (
+            {key: str(value).lower() for key, value in condition.get("Bool", {}).items()}
+            == {"aws:SecureTransport": "false"}
+            and set(condition) == {"Bool"}
+        )
     )
 
 
 # ---- SQS --------------------------------------------------------------------------------------
 _QUEUE_ATTRIBUTES = frozenset(
-    {"ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue",
-     "FifoThroughputLimit", "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize",
-     "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy",
-     "RedrivePolicy", "SqsManagedSseEnabled", "VisibilityTimeout"}
-)  # fmt: skip
+    {
+        "ContentBasedDeduplication",
+        "DeduplicationScope",
+        "DelaySeconds",
+        "FifoQueue",
+        "FifoThroughputLimit",
+        "KmsDataKeyReusePeriodSeconds",
+        "KmsMasterKeyId",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "RedriveAllowPolicy",
+        "RedrivePolicy",
+        "SqsManagedSseEnabled",
+        "VisibilityTimeout",
+    }
+)
 
 
 def _queue(aws: _Clients, name: str, props: Props) -> None:
@@ -221,16 +243,22 @@ def _attribute(value: Any) -> str:
 
 def _queue_policy(aws: _Clients, _name: str, props: Props) -> None:
     for url in props["Queues"]:
-        aws("sqs").set_queue_attributes(
-            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
-        )
+        aws("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
 
 
 # ---- DynamoDB ---------------------------------------------------------------------------------
 _TABLE_API_KEYS = frozenset(
-    {"AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
-     "LocalSecondaryIndexes", "TableClass", "DeletionProtectionEnabled", "Tags"}
-)  # fmt: skip
+    {
+        "AttributeDefinitions",
+        "KeySchema",
+        "BillingMode",
+        "GlobalSecondaryIndexes",
+        "LocalSecondaryIndexes",
+        "TableClass",
+        "DeletionProtectionEnabled",
+        "Tags",
+    }
+)
 
 
 def _table(aws: _Clients, name: str, props: Props) -> None:
@@ -251,9 +279,7 @@ def _table(aws: _Clients, name: str, props: Props) -> None:
         dynamodb.create_table(TableName=name, **create)
     except ClientError as error:
         _ignore(error, "ResourceInUseException")
-    dynamodb.get_waiter("table_exists").wait(
-        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-    )
+    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     if "TimeToLiveSpecification" in props:
         _time_to_live(dynamodb, name, props["TimeToLiveSpecification"])
     if "PointInTimeRecoverySpecification" in props:
@@ -272,8 +298,9 @@ def _time_to_live(dynamodb: Any, name: str, spec: Props) -> None:
     wanted = {"AttributeName": spec["AttributeName"], "Enabled": _bool(spec["Enabled"])}
     current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     is_enabled = current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-    if is_enabled == wanted["Enabled"] and current.get("AttributeName", wanted["AttributeName"]) == (
-        wanted["AttributeName"]
+    if (
+        is_enabled == wanted["Enabled"]
+        and current.get("AttributeName", wanted["AttributeName"]) == (wanted["AttributeName"])
     ):
         return  # AWS rejects a no-op TTL update
     dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=wanted)
@@ -303,11 +330,27 @@ def _rule(aws: _Clients, name: str, props: Props) -> None:
 # ---- CloudWatch -------------------------------------------------------------------------------
 _ALARM_INTEGERS = frozenset({"Period", "EvaluationPeriods", "DatapointsToAlarm"})
 _ALARM_KEYS = frozenset(
-    {"AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions",
-     "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Unit",
-     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
-     "ThresholdMetricId", "Threshold"} | _ALARM_INTEGERS
-)  # fmt: skip
+    {
+        "AlarmDescription",
+        "ActionsEnabled",
+        "AlarmActions",
+        "OKActions",
+        "InsufficientDataActions",
+        "MetricName",
+        "Namespace",
+        "Statistic",
+        "ExtendedStatistic",
+        "Dimensions",
+        "Unit",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "EvaluateLowSampleCountPercentile",
+        "Metrics",
+        "ThresholdMetricId",
+        "Threshold",
+    }
+    | _ALARM_INTEGERS
+)
 
 
 def _alarm(aws: _Clients, name: str, props: Props) -> None:
@@ -328,10 +371,16 @@ def _bool(value: Any) -> bool:
 _PROVISIONERS: dict[str, tuple[frozenset[str], Provisioner]] = {
     "AWS::S3::Bucket": (
         frozenset(
-            {"BucketName", "BucketEncryption", "PublicAccessBlockConfiguration",
-             "OwnershipControls", "CorsConfiguration", "LifecycleConfiguration",
-             "NotificationConfiguration"}
-        ),  # fmt: skip
+            {
+                "BucketName",
+                "BucketEncryption",
+                "PublicAccessBlockConfiguration",
+                "OwnershipControls",
+                "CorsConfiguration",
+                "LifecycleConfiguration",
+                "NotificationConfiguration",
+            }
+        ),
         _bucket,
     ),
     "AWS::S3::BucketPolicy": (frozenset({"Bucket", "PolicyDocument"}), _bucket_policy),
@@ -339,13 +388,18 @@ _PROVISIONERS: dict[str, tuple[frozenset[str], Provisioner]] = {
     "AWS::SQS::QueuePolicy": (frozenset({"Queues", "PolicyDocument"}), _queue_policy),
     "AWS::DynamoDB::Table": (
         _TABLE_API_KEYS
-        | {"TableName", "ProvisionedThroughput", "SSESpecification", "StreamSpecification",
-           "TimeToLiveSpecification", "PointInTimeRecoverySpecification"},  # fmt: skip
+        | {
+            "TableName",
+            "ProvisionedThroughput",
+            "SSESpecification",
+            "StreamSpecification",
+            "TimeToLiveSpecification",
+            "PointInTimeRecoverySpecification",
+        },
         _table,
     ),
     "AWS::Events::Rule": (
-        frozenset({"Name", "Description", "EventBusName", "RoleArn", "State", "EventPattern",
-                   "Targets"}),  # fmt: skip
+        frozenset({"Name", "Description", "EventBusName", "RoleArn", "State", "EventPattern", "Targets"}),
         _rule,
     ),
     "AWS::CloudWatch::Alarm": (_ALARM_KEYS | {"AlarmName"}, _alarm),

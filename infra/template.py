@@ -24,19 +24,30 @@ SERVERLESS_TYPES = frozenset({SERVERLESS_FUNCTION, SERVERLESS_HTTP_API})
 # Function properties the local runtime honours, or that only matter to IAM/X-Ray/billing.
 _FUNCTION_PROPERTIES = frozenset(
     {
-        "Handler", "Runtime", "CodeUri", "MemorySize", "Timeout", "Environment",
-        "ReservedConcurrentExecutions", "Events", "FunctionName", "Description", "Policies",
-        "Role", "Tracing", "Architectures", "Tags", "LoggingConfig", "EphemeralStorage",
+        "Handler",
+        "Runtime",
+        "CodeUri",
+        "MemorySize",
+        "Timeout",
+        "Environment",
+        "ReservedConcurrentExecutions",
+        "Events",
+        "FunctionName",
+        "Description",
+        "Policies",
+        "Role",
+        "Tracing",
+        "Architectures",
+        "Tags",
+        "LoggingConfig",
+        "EphemeralStorage",
     }
-)  # fmt: skip
-_HTTP_API_PROPERTIES = frozenset(
-    {"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings"}
 )
+_HTTP_API_PROPERTIES = frozenset({"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings"})
 _HTTP_EVENT_PROPERTIES = frozenset({"ApiId", "Method", "Path"})
 _SQS_EVENT_PROPERTIES = frozenset(
-    {"Queue", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "Enabled",
-     "ScalingConfig"}
-)  # fmt: skip
+    {"Queue", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "Enabled", "ScalingConfig"}
+)
 # Explicit-name property per type; without it CloudFormation generates a name.
 _NAME_PROPERTY = {
     "AWS::S3::Bucket": "BucketName",
@@ -139,9 +150,7 @@ class Stack:
         self.parameters = parameters
         self.resources = _read_resources(template)
         self.functions = {
-            r.logical_id: self._function_spec(r)
-            for r in self.resources.values()
-            if r.type == SERVERLESS_FUNCTION
+            r.logical_id: self._function_spec(r) for r in self.resources.values() if r.type == SERVERLESS_FUNCTION
         }
         self.http_api = self._http_api_spec()
         self._outputs = template.get("Outputs", {})
@@ -220,16 +229,16 @@ class Stack:
     # ---- intrinsics ---------------------------------------------------------------------------
     def _resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            items = [self._resolve(item) for item in value]
-            return [item for item in items if item is not _NO_VALUE]
+            resolved = [self._resolve(item) for item in value]
+            return [item for item in resolved if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref" or key.startswith("Fn::"):
                 return self._intrinsic(key, arg)
-        items = {key: self._resolve(item) for key, item in value.items()}
-        return {key: item for key, item in items.items() if item is not _NO_VALUE}
+        entries = {key: self._resolve(item) for key, item in value.items()}
+        return {key: item for key, item in entries.items() if item is not _NO_VALUE}
 
     def _intrinsic(self, name: str, arg: Any) -> Any:
         if name == "Ref":
@@ -352,8 +361,7 @@ class Stack:
         return SqsSource(
             queue_logical_id=getatt[0],
             batch_size=int(resolved.get("BatchSize", 10)),
-            report_batch_item_failures="ReportBatchItemFailures"
-            in resolved.get("FunctionResponseTypes", []),
+            report_batch_item_failures="ReportBatchItemFailures" in resolved.get("FunctionResponseTypes", []),
             maximum_batching_window_seconds=int(resolved.get("MaximumBatchingWindowInSeconds", 0)),
             maximum_concurrency=None if scaling is None else int(scaling),
         )
@@ -385,7 +393,7 @@ class Stack:
             return re.sub(r"[^a-z0-9-]", "-", base.lower())[:63].strip("-")
         if resource.type == "AWS::SQS::Queue":
             fifo = self.resolve(resource.properties.get("FifoQueue", False)) in (True, "true")
-            return base[: 75] + ".fifo" if fifo else base[:80]
+            return base[:75] + ".fifo" if fifo else base[:80]
         return base[:64]
 
 
@@ -476,9 +484,7 @@ def _read_resources(template: dict[str, Any]) -> dict[str, Resource]:
     return resources
 
 
-def _parameter_values(
-    declared: dict[str, Any], overrides: Mapping[str, str]
-) -> dict[str, str | list[str]]:
+def _parameter_values(declared: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str | list[str]]:
     unknown = set(overrides) - set(declared)
     if unknown:
         raise TemplateError(f"parameter overrides for undeclared parameters: {sorted(unknown)}")

@@ -9,7 +9,9 @@ what Lambda would give it: the CodeUri first on sys.path, then the installed pac
 from __future__ import annotations
 
 import argparse
+import decimal
 import importlib
+import io
 import json
 import os
 import signal
@@ -54,9 +56,9 @@ def main() -> None:
     _prepare_sys_path()
     _watch_parent(os.getppid())
     connection = Connection(args.fd)
-    handler, init_error = _load_handler(os.environ["_HANDLER"])
+    handler = _load_handler(os.environ["_HANDLER"])
     connection.send_bytes(b'{"type": "ready"}')
-    _serve(connection, handler, init_error)
+    _serve(connection, handler)
 
 
 def _prepare_sys_path() -> None:
@@ -65,7 +67,8 @@ def _prepare_sys_path() -> None:
     sys.path[0] = task_root
     os.chdir(task_root)
     for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -79,59 +82,74 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _load_handler(spec: str) -> tuple[Handler | None, dict[str, Any] | None]:
+def _load_handler(spec: str) -> Handler | dict[str, Any]:
+    """The handler, or the init error every invocation of this worker will report."""
     module_name, _, function_name = spec.rpartition(".")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - any import failure is the function's init error
-        traceback.print_exc()
-        message = f"Unable to import module '{module_name}': {error}"
-        return None, _error_payload("Runtime.ImportModuleError", message, error)
+    except Exception as error:  # any import failure is the function's init error
+        return _log_error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}", error)
     handler = getattr(module, function_name, None)
     if not callable(handler):
-        message = f"Handler '{function_name}' missing on module '{module_name}'"
-        print(f"[ERROR] Runtime.HandlerNotFound: {message}", file=sys.stderr)
-        return None, {"errorType": "Runtime.HandlerNotFound", "errorMessage": message}
-    return handler, None
+        return _log_error("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+    return handler
 
 
-def _serve(connection: Connection, handler: Handler | None, init_error: dict[str, Any] | None) -> None:
+def _serve(connection: Connection, handler: Handler | dict[str, Any]) -> None:
+    """Each invocation is two messages (request, event JSON) answered by a reply, and for a
+    result, the result JSON: payloads travel as sent, never re-encoded inside another document."""
     while True:
         try:
             request = json.loads(connection.recv_bytes())
+            event = json.loads(connection.recv_bytes())
         except EOFError:
             return
-        if handler is None:
+        if isinstance(handler, dict):
             # Like Lambda after a failed init: report it, and start afresh on the next invocation
             # (a new worker re-runs the import, so a fixed handler is picked up).
-            _reply(connection, {"type": "error", "fatal": True, "error": init_error})
+            _reply(connection, {**handler, "fatal": True})
             sys.exit(1)
-        reply = _invoke(handler, request)
+        reply, result_json = _invoke(handler, request, event)
         _reply(connection, reply)
+        if result_json is not None:
+            connection.send_bytes(result_json.encode())
         if reply.get("fatal"):
             sys.exit(1)
 
 
-def _invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
+def _invoke(handler: Handler, request: dict[str, Any], event: Any) -> tuple[dict[str, Any], str | None]:
     context = LambdaContext(request["request_id"], request["invoked_function_arn"], request["deadline_ms"])
     try:
-        result = handler(request["event"], context)
+        result = handler(event, context)
     except SystemExit as error:
         message = f"RequestId: {context.aws_request_id} Error: Runtime exited ({error.code})"
-        return {"type": "error", "fatal": True, "error": {"errorType": "Runtime.ExitError", "errorMessage": message}}
-    except Exception as error:  # noqa: BLE001 - the handler's error is the invocation's result
-        traceback.print_exc()
-        return {"type": "error", "error": _error_payload(type(error).__name__, str(error), error)}
+        return _error("Runtime.ExitError", message, fatal=True), None
+    except Exception as error:  # the handler's error is the invocation's result
+        return _log_error(type(error).__name__, str(error), error), None
     try:
-        return {"type": "result", "payload": json.dumps(result)}
+        return {"type": "result"}, json.dumps(result, default=_decimal_as_number, ensure_ascii=False)
     except (TypeError, ValueError) as error:
-        message = f"Unable to marshal response: {error}"
-        return {"type": "error", "error": {"errorType": "Runtime.MarshalError", "errorMessage": message}}
+        return _error("Runtime.MarshalError", f"Unable to marshal response: {error}"), None
 
 
-def _error_payload(error_type: str, message: str, error: BaseException) -> dict[str, Any]:
-    stack = traceback.format_tb(error.__traceback__)
-    return {"errorType": error_type, "errorMessage": message, "stackTrace": stack}
+def _decimal_as_number(value: Any) -> Any:
+    """Lambda's Python runtime encodes Decimal (as boto3 returns DynamoDB numbers) as a JSON number."""
+    if not isinstance(value, decimal.Decimal):
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
+
+
+def _log_error(error_type: str, message: str, error: BaseException | None = None) -> dict[str, Any]:
+    """Log it as Lambda does (an [ERROR] line, then the traceback) and build the error reply."""
+    print(f"[ERROR] {error_type}: {message}", file=sys.stderr)
+    if error is None:
+        return _error(error_type, message)
+    traceback.print_exception(error)
+    return _error(error_type, message, stackTrace=traceback.format_tb(error.__traceback__))
+
+
+def _error(error_type: str, message: str, *, fatal: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "fatal": fatal, "error": {"errorType": error_type, "errorMessage": message, **extra}}
 
 
 def _reply(connection: Connection, message: dict[str, Any]) -> None:

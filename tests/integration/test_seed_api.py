@@ -121,9 +121,13 @@ def test_upload_without_image_field_or_too_big_is_refused(stack):
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "MISSING_IMAGE"
 
-    too_big = requests.post(f"{stack.api_url}/upload", files={"image": b"\x89PNG" + b"0" * 5_000_000}, timeout=30)
+    # Over MaxInlineUploadBytes (4 MiB) yet under Lambda's payload limit: the function's own answer
+    too_big = requests.post(f"{stack.api_url}/upload", files={"image": b"\x89PNG" + b"0" * 4_300_000}, timeout=30)
     assert too_big.status_code == 413
     assert too_big.json()["error"]["code"] == "FILE_TOO_LARGE"
+    # Past Lambda's 6 MB payload limit API Gateway itself answers 413, as the local gateway does
+    huge = requests.post(f"{stack.api_url}/upload", files={"image": b"\x89PNG" + b"0" * 6_000_000}, timeout=30)
+    assert huge.status_code == 413
 
     not_json = requests.post(
         f"{stack.api_url}/uploads", data=b"{oops", headers={"content-type": "application/json"}, timeout=10

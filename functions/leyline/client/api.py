@@ -95,7 +95,7 @@ class LeylineClient:
     def _json(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
         request = urllib.request.Request(self._url(path), data=body, method=method, headers=headers or {})
         with self._open(request) as response:
-            raw = response.read()
+            raw = _read(response)
         try:
             return json.loads(raw)
         except ValueError:
@@ -147,16 +147,18 @@ def _chunks(body: bytes, on_progress: Progress) -> Iterator[bytes]:
 
 def _copy(response: HTTPResponse, write: Callable[[bytes], Any], total: int, on_progress: Progress) -> None:
     done = 0
-    while True:
-        try:
-            chunk = response.read(CHUNK)
-        except (OSError, HTTPException) as exc:
-            raise Unreachable(f"the download broke off: {exc}") from None
-        if not chunk:
-            return
+    while chunk := _read(response, CHUNK):
         write(chunk)
         done += len(chunk)
         on_progress(done, total)
+
+
+def _read(response: HTTPResponse, size: int | None = None) -> bytes:
+    """Reads from the network; a connection lost half-way is the network's fault, not a bug."""
+    try:
+        return response.read(size)
+    except (OSError, HTTPException) as exc:
+        raise Unreachable(f"the connection broke off: {exc}") from None
 
 
 def _api_error(exc: urllib.error.HTTPError, body: bytes) -> ClientError:

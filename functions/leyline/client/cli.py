@@ -34,10 +34,9 @@ class ImageFile:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        try:
-            result: dict[str, Any] = args.command(args)
-        except KeyboardInterrupt:
-            raise Interrupted() from None
+        result: dict[str, Any] = args.command(args)
+    except KeyboardInterrupt:
+        return _fail(args, Interrupted())
     except ClientError as exc:
         return _fail(args, exc)
     except Exception as exc:  # a bug: still one line, never a traceback
@@ -108,6 +107,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 def _make_video(client: LeylineClient, image: ImageFile, target: Path, progress: ProgressLine) -> dict[str, Any]:
     ticket = client.create_upload(image.content_type)
     task_id = ticket["task_id"]
+    print(f"task {task_id}", file=sys.stderr)  # so a person can come back to it with `leyline status`
     if image.size > ticket["max_bytes"]:
         raise LocalFileError(
             f"{image.path} is {image.size} bytes; the API takes at most {ticket['max_bytes']}", "FILE_TOO_LARGE"
@@ -131,7 +131,8 @@ def _show_status(progress: ProgressLine, status: dict[str, Any]) -> None:
     if status["state"] == "PENDING":
         progress.show("waiting for the upload")
     elif status["state"] == "QUEUED":
-        progress.show(f"queued: {status['queue_position']} ahead", detail=eta)
+        ahead = status["queue_position"]
+        progress.show(f"queued: {ahead} ahead" if ahead else "queued: next in line", detail=eta)
     else:
         progress.show("generating", status["progress"], eta)
 

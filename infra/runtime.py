@@ -1,0 +1,94 @@
+"""The local Lambda service: function pools, SQS event source mappings and the HTTP gateway."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import boto3
+from botocore.config import Config
+
+from infra.event_sources import SqsPoller, pollers_for
+from infra.functions import Console, FunctionPool
+from infra.gateway import Gateway
+from infra.settings import FAKE_CREDENTIALS
+from infra.template import FunctionSpec, Stack
+
+# Concurrency of a function without ReservedConcurrentExecutions: a small pool, not Lambda's 1000.
+DEFAULT_CONCURRENCY = 4
+_JOIN_SECONDS = 5.0
+
+
+def worker_environment(stack: Stack, spec: FunctionSpec, endpoint_url: str) -> dict[str, str]:
+    """What a Lambda execution environment of `spec` sees, pointed at the local AWS endpoint."""
+    runtime_variables = {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": stack.region,
+        "AWS_DEFAULT_REGION": stack.region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        "_HANDLER": spec.handler,
+        "TZ": ":UTC",
+        "LANG": "C.UTF-8",
+        "PATH": os.environ.get("PATH", os.defpath),
+    }
+    # No X-Ray daemon locally: the SDK's own switch makes `Tracing: Active` code run untraced.
+    defaults = {"AWS_XRAY_SDK_ENABLED": "false"}
+    # Lambda refuses functions that set its reserved variables, so those always win.
+    return {**defaults, **spec.environment, **runtime_variables}
+
+
+class LocalRuntime:
+    """Every function of the stack, its event sources and, if declared, the HttpApi."""
+
+    def __init__(self, stack: Stack, *, endpoint_url: str, api_port: int, console: Console) -> None:
+        self.stack = stack
+        self.console = console
+        self._stopping = threading.Event()
+        self.pools = {
+            logical_id: FunctionPool(
+                spec,
+                worker_environment(stack, spec, endpoint_url),
+                console,
+                capacity=DEFAULT_CONCURRENCY if spec.reserved_concurrency is None else spec.reserved_concurrency,
+            )
+            for logical_id, spec in stack.functions.items()
+        }
+        sqs = boto3.Session().client(
+            "sqs",
+            endpoint_url=endpoint_url,
+            region_name=stack.region,
+            config=Config(max_pool_connections=50),
+        )
+        self.pollers = [
+            SqsPoller(stack, source, pool, sqs, console, self._stopping)
+            for pool in self.pools.values()
+            for source in pool.spec.sqs_sources
+            for _ in range(pollers_for(source, pool))
+        ]
+        self.gateway = None if stack.http_api is None else Gateway(stack, stack.http_api, self.pools, console, api_port)
+
+    def start(self) -> None:
+        for pool in self.pools.values():
+            pool.start()
+        for poller in self.pollers:
+            poller.start()
+        if self.gateway is not None:
+            self.gateway.start()
+
+    def stop(self) -> None:
+        """Stop taking work, stop every worker by PID (failing what is in flight), then the pollers."""
+        self._stopping.set()
+        if self.gateway is not None:
+            self.gateway.stop()
+        for pool in self.pools.values():
+            pool.stop()
+        for poller in self.pollers:
+            poller.join(_JOIN_SECONDS)

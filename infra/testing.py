@@ -1,0 +1,235 @@
+"""`python -m infra` as a test fixture: free ports, bounded start and stop, no process left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from infra.settings import FAKE_CREDENTIALS, READY_MARKER, REGION, REPO_ROOT, Settings
+from infra.template import Stack
+
+_POLL_SECONDS = 0.1
+_LOG_TAIL_LINES = 60
+
+
+class LocalStackError(RuntimeError):
+    """The local stack did not start, did not stop cleanly, or left workers behind."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalStack:
+    """Runs `python -m infra` in a subprocess, for as long as the `with` block lasts."""
+
+    def __init__(
+        self,
+        *,
+        template: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+        api_port: int | None = None,
+        log_dir: Path | None = None,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.api_port = api_port or free_port()
+        self.aws_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.aws_endpoint = f"http://127.0.0.1:{self.aws_port}"
+        self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="leyline-stack-")) / "stack.log"
+        self.env = self._environment(template, env or {}, parameter_overrides or {})
+        self.stack: Stack = Settings.from_env(self.env).load_stack()
+        self.session = boto3.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _environment(
+        self, template: Path | None, extra: Mapping[str, str], overrides: Mapping[str, str]
+    ) -> dict[str, str]:
+        # Nothing of the caller's stack settings or AWS endpoint leaks into this stack.
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("LEYLINE_") and key != "AWS_ENDPOINT_URL"
+        }
+        env.update(
+            LEYLINE_API_PORT=str(self.api_port), LEYLINE_AWS_PORT=str(self.aws_port), LEYLINE_EXIT_WITH_PARENT="1"
+        )
+        if template is not None:
+            env["LEYLINE_TEMPLATE"] = str(template)
+        if overrides:
+            env["LEYLINE_PARAMETER_OVERRIDES"] = " ".join(f"{k}={v}" for k, v in overrides.items())
+        env.update(extra)
+        return env
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop(check=exc is None)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the stack is not started"
+        return self._process.pid
+
+    def start(self) -> None:
+        """Start the stack and wait (bounded) for its ready line."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "infra"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + self._ready_timeout
+        while READY_MARKER not in self.log_text():
+            if self._process.poll() is not None:
+                raise LocalStackError(f"the stack exited with {self._process.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop(check=False)
+                raise LocalStackError(f"the stack was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
+            time.sleep(_POLL_SECONDS)
+
+    def stop(self, *, check: bool = True) -> None:
+        """SIGINT, then SIGKILL after the stop timeout; then make sure no worker outlived it."""
+        process = self._process
+        if process is None:
+            return
+        workers = self.worker_pids()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=self._stop_timeout)
+        self._process = None
+        leftovers = _wait_gone(workers, timeout=self._stop_timeout)
+        for pid in leftovers:
+            _kill(pid)
+        if check and (process.returncode != 0 or leftovers):
+            raise LocalStackError(
+                f"unclean stop: exit {process.returncode}, workers left {leftovers}:\n{self.log_tail()}"
+            )
+
+    # ---- inspection ---------------------------------------------------------------------------
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client of the stack's AWS endpoint."""
+        return self.session.client(service, endpoint_url=self.aws_endpoint, **kwargs)  # type: ignore[call-overload]
+
+    @property
+    def parameters(self) -> dict[str, str | list[str]]:
+        """The template parameters the stack runs with (defaults and overrides)."""
+        return self.stack.parameters
+
+    def physical_name(self, logical_id: str) -> str:
+        return self.stack.physical_name(logical_id)
+
+    def queue_url(self, logical_id: str) -> str:
+        return self.stack.queue_url(logical_id)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def worker_pids(self, logical_id: str | None = None) -> list[int]:
+        """PIDs of this stack's live workers (of one function, or all)."""
+        if self._process is None:
+            return []
+        return sorted(
+            pid for pid, ppid, args in _processes() if ppid == self._process.pid and _is_worker(args, logical_id)
+        )
+
+    def wait_for_worker(self, logical_id: str, *, exclude: Collection[int] = (), timeout: float = 10.0) -> int:
+        """A live worker PID of `logical_id` that is not in `exclude` (e.g. a replacement)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fresh = [pid for pid in self.worker_pids(logical_id) if pid not in exclude]
+            if fresh:
+                return fresh[0]
+            time.sleep(_POLL_SECONDS)
+        raise LocalStackError(f"no new {logical_id} worker within {timeout} s:\n{self.log_tail()}")
+
+
+def _is_worker(args: list[str], logical_id: str | None) -> bool:
+    for index in range(len(args) - 1):
+        if args[index : index + 2] == ["-m", "infra.worker"]:
+            return logical_id is None or args[index + 2 : index + 3] == [logical_id]
+    return False
+
+
+def _processes() -> list[tuple[int, int, list[str]]]:
+    """(pid, ppid, argv) of every process, from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # it exited while we looked
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        found.append((int(entry.name), ppid, argv))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """A live worker process has this PID (not a zombie, not a PID reused by something else)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return state != "Z" and _is_worker(argv, None)
+
+
+def _wait_gone(pids: list[int], *, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if _alive(pid)]
+        if not alive:
+            return []
+        time.sleep(_POLL_SECONDS)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,189 @@
+"""The web page at GET /, used the way a person uses it, in headless Chromium against the local stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import FilePayload, Page, expect
+
+from infra.testing import LocalStack
+from tests.browser.conftest import CHROMIUM
+from tests.browser.console import Console
+from tests.imagefactory import encode, pattern, png
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: apt-get install chromium"),
+]
+
+DONE_TIMEOUT_MS = 90_000  # the model plus the queue ahead, with room for a slow machine
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "holiday photo.png"
+    path.write_bytes(encode(pattern(), "PNG"))
+    return path
+
+
+def test_an_upload_shows_live_progress_then_plays_the_video(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path, artifacts: Path
+) -> None:
+    # Given the page served by the API, with every change of its bars and status line recorded
+    page.goto(web_stack.api_url)
+    for element_id, prop in (("upload-progress", "value"), ("task-progress", "value"), ("task-state", "textContent")):
+        _record(page, element_id, prop)
+
+    # When a person picks an image
+    page.get_by_label("Choose an image").set_input_files(photo)
+
+    # Then the video becomes playable inline: the H.264 MP4 decodes in Chromium
+    _wait_until_playable(page)
+    assert page.evaluate("document.getElementById('player').videoWidth") > 0
+
+    # And the upload bar reached 100 %, and the task's bar rose step by step to 100 %
+    assert max(_recorded(page, "upload-progress")) == 100
+    progress = _recorded(page, "task-progress")
+    assert progress == sorted(progress)
+    assert progress[-1] == 100
+    assert any(0 < value < 100 for value in progress), f"the bar jumped straight to the end: {progress}"
+
+    # And screen readers heard each stage in a polite live region
+    status_line = page.locator("#task-state")
+    assert status_line.get_attribute("role") == "status"
+    assert status_line.get_attribute("aria-live") == "polite"
+    announced = _recorded(page, "task-state")
+    assert "Making your video…" in announced
+    assert announced[-1] == "Your video is ready."
+
+    # And the download link hands over the MP4
+    href = page.get_by_role("link", name="Download video").get_attribute("href")
+    video = page.request.get(f"{web_stack.api_url}/{href}")
+    assert video.ok
+    assert video.body()[4:8] == b"ftyp"
+
+    page.screenshot(path=artifacts / "web-page-success.png", full_page=True)
+    assert console.errors == []
+
+
+def test_a_file_that_is_not_an_image_is_refused_before_uploading(
+    web_stack: LocalStack, page: Page, console: Console
+) -> None:
+    # Given the page, watching which requests it makes
+    page.goto(web_stack.api_url)
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+
+    # When a person picks a text file named like a PNG
+    page.get_by_label("Choose an image").set_input_files(
+        FilePayload(name="x.png", mimeType="image/png", buffer=b"Hello, this is not an image.\n")
+    )
+
+    # Then an alert says what is wrong, in words, and nothing was sent
+    expect(page.get_by_role("alert").filter(has_text="x.png")).to_contain_text("is not a PNG, JPEG or WebP image")
+    assert not [url for url in urls if url.endswith("/uploads")]
+    assert console.errors == []
+
+
+def test_a_failed_task_explains_why_and_offers_another_try(
+    web_stack: LocalStack, page: Page, console: Console, tmp_path: Path, artifacts: Path
+) -> None:
+    # Given an image the model refuses (too small to animate)
+    tiny = tmp_path / "icon.png"
+    tiny.write_bytes(png(32, 32))
+    page.goto(web_stack.api_url)
+
+    # When a person uploads it
+    page.get_by_label("Choose an image").set_input_files(tiny)
+
+    # Then the page shows the task's error message as the API words it
+    failure = page.locator("#failure-message")
+    expect(failure).to_be_visible(timeout=DONE_TIMEOUT_MS)
+    task_id = page.locator("#history button").first.get_attribute("data-id")
+    status = requests.get(f"{web_stack.api_url}/status/{task_id}", timeout=10).json()
+    assert status["state"] == "FAILURE"
+    expect(failure).to_have_text(status["error"]["message"])
+    expect(page.locator("#task-state")).to_have_text("This video could not be made.")
+
+    # And "Try again" opens the file picker
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Try again").click()
+    assert not chooser.value.is_multiple()
+
+    page.screenshot(path=artifacts / "web-page-failure.png", full_page=True)
+    assert console.errors == []
+
+
+def test_the_history_survives_a_reload_and_reopens_a_video_on_a_phone(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path, artifacts: Path
+) -> None:
+    # Given a phone-sized screen and a video made in this browser
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(web_stack.api_url)
+    page.get_by_label("Choose an image").set_input_files(photo)
+    _wait_until_playable(page)
+
+    # When the page is reloaded
+    page.reload()
+
+    # Then the history lists the task with its state
+    entry = page.locator("#history button").filter(has_text=photo.name)
+    expect(entry).to_contain_text("Ready")
+
+    # And reopening it plays the video again, with nothing wider than the screen
+    entry.click()
+    _wait_until_playable(page)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    page.screenshot(path=artifacts / "web-page-phone.png", full_page=True)
+    assert console.errors == []
+
+
+def test_the_file_picker_is_reachable_and_usable_with_the_keyboard(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path
+) -> None:
+    # Given the page
+    page.goto(web_stack.api_url)
+
+    # When a keyboard user tabs once, Then the file picker has the focus, under its label
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "file-input"
+    expect(page.get_by_label("Choose an image")).to_be_focused()
+
+    # When they press Space, Then the picker opens, and the chosen image starts a task
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(photo)
+    expect(page.locator("#task-state")).not_to_be_empty(timeout=DONE_TIMEOUT_MS)
+    expect(page.locator("#history button").filter(has_text=photo.name)).to_have_count(1)
+
+    # And the focus is back on the picker, ready for the next image
+    expect(page.get_by_label("Choose an image")).to_be_focused()
+    assert console.errors == []
+
+
+def _record(page: Page, element_id: str, prop: str) -> None:
+    """Keeps every value `prop` of the element takes, from now on, in window.__recorded[element_id]."""
+    page.evaluate(
+        """([id, prop]) => {
+            const element = document.getElementById(id);
+            window.__recorded = window.__recorded || {};
+            const values = (window.__recorded[id] = [element[prop]]);
+            const keep = () => values.at(-1) !== element[prop] && values.push(element[prop]);
+            new MutationObserver(keep).observe(element, { attributes: true, childList: true, subtree: true });
+        }""",
+        [element_id, prop],
+    )
+
+
+def _recorded(page: Page, element_id: str) -> list[Any]:
+    values: list[Any] = page.evaluate("(id) => window.__recorded[id]", element_id)
+    return values
+
+
+def _wait_until_playable(page: Page) -> None:
+    """HAVE_CURRENT_DATA or better: the browser has decoded a frame of the video."""
+    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=DONE_TIMEOUT_MS)

@@ -1,0 +1,132 @@
+"""infra.provision: template.yaml's resources, created by AWS API calls against moto in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.provision import provision, provisioning_order
+from infra.template import TemplateError, load_stack
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return load_stack(ROOT / "template.yaml")
+
+
+@pytest.fixture
+def aws(stack, monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        session = boto3.Session(region_name=stack.region)
+        provision(stack, session, None)
+        yield session
+
+
+def test_dependencies_come_first(stack):
+    order = provisioning_order(stack)
+    assert order.index("JobsDeadLetterQueue") < order.index("JobsQueue") < order.index("UploadedRule")
+    assert order.index("UploadedRule") < order.index("EventsToQueuesPolicy")
+    assert order.index("MediaBucket") < order.index("MediaBucketPolicy")
+    assert not {"ApiFunction", "HttpApi"} & set(order)
+
+
+def test_bucket_is_encrypted_private_and_accepts_browser_posts(stack, aws):
+    s3 = aws.client("s3")
+    bucket = stack.physical_name("MediaBucket")
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]
+    assert set(cors["AllowedMethods"]) == {"POST", "GET"}
+    assert cors["AllowedOrigins"] == ["http://localhost:8080", "http://127.0.0.1:8080"]
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]
+    assert lifecycle["Expiration"] == {"Days": 7}
+
+
+def test_an_upload_reaches_both_queues_through_eventbridge(stack, aws):
+    # Given the provisioned bucket (EventBridge notifications on) and UploadedRule
+    aws.client("s3").put_object(Bucket=stack.physical_name("MediaBucket"), Key="uploads/t-1", Body=b"x")
+    sqs = aws.client("sqs")
+    # When reading the FIFO jobs queue, Then the S3 event is there, in the rule's message group
+    jobs = sqs.receive_message(QueueUrl=stack.queue_url("JobsQueue"), MessageSystemAttributeNames=["All"])
+    (message,) = jobs["Messages"]
+    assert message["Attributes"]["MessageGroupId"] == "model"
+    assert json.loads(message["Body"])["detail"]["object"]["key"] == "uploads/t-1"
+    # And the intake queue got it too
+    assert sqs.receive_message(QueueUrl=stack.queue_url("IntakeQueue"))["Messages"]
+    # And keys outside uploads/ do not match the rule
+    aws.client("s3").put_object(Bucket=stack.physical_name("MediaBucket"), Key="videos/t-1.mp4", Body=b"x")
+    assert "Messages" not in sqs.receive_message(QueueUrl=stack.queue_url("IntakeQueue"))
+
+
+def test_jobs_queue_is_fifo_with_content_dedup_and_redrive(stack, aws):
+    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=stack.queue_url("JobsQueue"), AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert (attributes["FifoQueue"], attributes["ContentBasedDeduplication"]) == ("true", "true")
+    assert attributes["VisibilityTimeout"] == "540"
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": stack.arn("JobsDeadLetterQueue"), "maxReceiveCount": 3}
+    assert json.loads(attributes["Policy"])["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
+
+
+def test_tasks_table_has_its_index_and_ttl(stack, aws):
+    dynamodb = aws.client("dynamodb")
+    table = stack.physical_name("TasksTable")
+    description = dynamodb.describe_table(TableName=table)["Table"]
+    assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert [index["IndexName"] for index in description["GlobalSecondaryIndexes"]] == ["QueueIndex"]
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def test_rule_targets_and_alarms_exist(stack, aws):
+    events = aws.client("events")
+    rule = stack.physical_name("UploadedRule")
+    assert events.describe_rule(Name=rule)["State"] == "ENABLED"
+    targets = {t["Id"]: t for t in events.list_targets_by_rule(Rule=rule)["Targets"]}
+    assert targets["JobsQueue"]["Arn"] == stack.arn("JobsQueue")
+    assert targets["JobsQueue"]["SqsParameters"] == {"MessageGroupId": "model"}
+    alarms = {a["AlarmName"] for a in aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    declared = {stack.physical_name(r) for r, res in stack.resources.items() if res.type == "AWS::CloudWatch::Alarm"}
+    assert alarms == declared
+
+
+def test_objects_stay_readable_because_the_https_only_deny_is_left_out(stack, aws):
+    # moto applies the bucket policy's Deny with no condition context, so it would refuse every request
+    s3 = aws.client("s3")
+    bucket = stack.physical_name("MediaBucket")
+    s3.put_object(Bucket=bucket, Key="videos/v.mp4", Body=b"mp4")
+    assert s3.get_object(Bucket=bucket, Key="videos/v.mp4")["Body"].read() == b"mp4"
+
+
+def test_provisioning_twice_converges(stack, aws):
+    provision(stack, aws, None)
+    assert aws.client("s3").head_bucket(Bucket=stack.physical_name("MediaBucket"))
+
+
+def test_an_unknown_resource_type_fails_before_anything_is_created(tmp_path, monkeypatch):
+    # Given a template with a bucket and a resource type the local stack does not provision
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n"
+        "  Topic:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: t}\n"
+    )
+    stack = load_stack(path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        # When provisioning, Then it fails loudly, and nothing was half-created
+        with pytest.raises(TemplateError, match="AWS::SNS::Topic"):
+            provision(stack, session, None)
+        assert session.client("s3").list_buckets()["Buckets"] == []

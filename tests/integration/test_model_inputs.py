@@ -1,0 +1,95 @@
+"""Issue 3 through the real local stack: every bad input gets a clear answer fast, good ones become videos."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests import imagefactory
+from tests.integration.polling import poll_until_final, upload_presigned
+from tests.videoprobe import frame_at, probe_video
+
+pytestmark = pytest.mark.integration
+
+BAD_INPUTS = imagefactory.bad_inputs()
+# What POST /upload can tell from the bytes alone, before anything is stored or queued.
+REFUSED_AT_THE_DOOR = {"UNSUPPORTED_FORMAT": 415, "EMPTY_FILE": 400}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_through_the_presigned_flow_ends_in_failure_with_its_code(stack, name):
+    # Given bytes that cannot become a video, posted straight to S3 as if they were a PNG
+    data, code = BAD_INPUTS[name]
+    task_id = upload_presigned(stack.api_url, data)
+
+    # When the pipeline gets to it, Then the task is a FAILURE with the code and a sentence for a person
+    final = poll_until_final(stack.api_url, task_id, timeout=60)[-1]
+    assert final["state"] == "FAILURE"
+    assert final["error"]["code"] == code
+    assert len(final["error"]["message"]) > 10
+    assert final["video_url"] is None
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_through_the_seed_upload_is_refused_or_fails(stack, name):
+    data, code = BAD_INPUTS[name]
+    response = requests.post(f"{stack.api_url}/upload", files={"image": ("photo.png", data)}, timeout=30)
+    if code in REFUSED_AT_THE_DOOR:
+        assert response.status_code == REFUSED_AT_THE_DOOR[code]
+        assert response.json()["error"]["code"] == code
+    else:
+        assert response.status_code == 202
+        final = poll_until_final(stack.api_url, response.json()["task_id"], timeout=60)[-1]
+        assert (final["state"], final["error"]["code"]) == ("FAILURE", code)
+
+
+def test_an_upload_over_the_size_limit_fails_even_though_the_emulator_accepted_it(stack):
+    # Given a valid PNG padded past MaxUploadBytes (moto does not enforce the POST policy's size range)
+    limit = int(stack.parameters["MaxUploadBytes"])
+    data = imagefactory.png() + b"\0" * limit
+    task_id = upload_presigned(stack.api_url, data)
+    final = poll_until_final(stack.api_url, task_id, timeout=60)[-1]
+    assert (final["state"], final["error"]["code"]) == ("FAILURE", "FILE_TOO_LARGE")
+
+
+@pytest.mark.parametrize(
+    ("make", "content_type"),
+    [(imagefactory.png, "image/png"), (imagefactory.jpeg, "image/jpeg"), (imagefactory.webp, "image/webp")],
+)
+def test_each_accepted_format_becomes_a_browser_ready_moving_video(stack, make, content_type):
+    # Given a two-tone picture (red top, blue bottom) in each accepted format
+    task_id = upload_presigned(stack.api_url, make(640, 360), content_type)
+
+    # When it is done
+    final = poll_until_final(stack.api_url, task_id)[-1]
+    assert final["state"] == "SUCCESS"
+    video = requests.get(final["video_url"], timeout=10).content
+
+    # Then it is H.264 yuv420p, moov first, >= 24 fps for >= 2 s, even 1280x720
+    info = probe_video(video)
+    assert (info.codec, info.pix_fmt, info.faststart) == ("h264", "yuv420p", True)
+    assert info.fps >= 24
+    assert info.frame_count / info.fps >= 2
+    assert (info.width, info.height) == (1280, 720)
+    # And it moves: the first and last frames differ
+    first, last = frame_at(video, 0), frame_at(video, -1)
+    assert first.tobytes() != last.tobytes()
+
+
+def test_a_phone_photo_with_exif_orientation_is_upright(stack):
+    # Given a portrait JPEG stored sideways with EXIF orientation 6 (red must end up on top)
+    task_id = upload_presigned(stack.api_url, imagefactory.exif_rotated_jpeg(), "image/jpeg")
+    final = poll_until_final(stack.api_url, task_id)[-1]
+    assert final["state"] == "SUCCESS"
+    video = requests.get(final["video_url"], timeout=10).content
+
+    # Then the video is portrait and its first frame has red at the top and blue at the bottom
+    info = probe_video(video)
+    assert info.height > info.width
+    first = frame_at(video, 0)
+    top = first.getpixel((first.width // 2, first.height // 8))
+    bottom = first.getpixel((first.width // 2, first.height * 7 // 8))
+    assert isinstance(top, tuple)
+    assert isinstance(bottom, tuple)
+    assert top[0] > 150 > top[2]
+    assert bottom[2] > 150 > bottom[0]
