@@ -22,6 +22,10 @@ from infra.template import SERVERLESS_TYPES, Stack, TemplateError
 Props = dict[str, Any]
 
 
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 @dataclass
 class _Clients:
     session: boto3.Session
@@ -50,7 +54,7 @@ def provision(stack: Stack, session: boto3.Session, endpoint_url: str | None = N
     clients = _Clients(session, endpoint_url, stack.region)
     for logical_id in order:
         resource_type = stack.resources[logical_id].type
-        _PROVISIONERS[resource_type][1](clients, stack.physical_name(logical_id), stack.properties(logical_id))
+        _PROVISIONERS[resource_type].create(clients, stack.physical_name(logical_id), stack.properties(logical_id))
 
 
 def provisioning_order(stack: Stack) -> list[str]:
@@ -74,7 +78,7 @@ def _check_supported(stack: Stack, logical_id: str) -> None:
     resource = stack.resources[logical_id]
     if resource.type not in _PROVISIONERS:
         raise TemplateError(f"{logical_id}: resource type {resource.type} is not provisioned locally")
-    unsupported = sorted(set(resource.properties) - _PROVISIONERS[resource.type][0])
+    unsupported = sorted(set(resource.properties) - _PROVISIONERS[resource.type].properties)
     if unsupported:
         raise TemplateError(f"{logical_id}: {', '.join(unsupported)} not provisioned locally")
 
@@ -133,15 +137,8 @@ def _cors_rule(rule: Props) -> Props:
     return converted
 
 
-_LIFECYCLE_KEYS = frozenset(
-    {
-        "Id",
-        "Status",
-        "Prefix",
-        "ExpirationInDays",
-        "AbortIncompleteMultipartUpload",
-        "NoncurrentVersionExpirationInDays",
-    }
+_LIFECYCLE_KEYS = _names(
+    "Id Status Prefix ExpirationInDays AbortIncompleteMultipartUpload NoncurrentVersionExpirationInDays"
 )
 
 
@@ -200,23 +197,11 @@ def _denies_insecure_transport(statement: Props) -> bool:
 
 
 # ---- SQS --------------------------------------------------------------------------------------
-_QUEUE_ATTRIBUTES = frozenset(
-    {
-        "ContentBasedDeduplication",
-        "DeduplicationScope",
-        "DelaySeconds",
-        "FifoQueue",
-        "FifoThroughputLimit",
-        "KmsDataKeyReusePeriodSeconds",
-        "KmsMasterKeyId",
-        "MaximumMessageSize",
-        "MessageRetentionPeriod",
-        "ReceiveMessageWaitTimeSeconds",
-        "RedriveAllowPolicy",
-        "RedrivePolicy",
-        "SqsManagedSseEnabled",
-        "VisibilityTimeout",
-    }
+_QUEUE_ATTRIBUTES = _names(
+    "ContentBasedDeduplication DeduplicationScope DelaySeconds FifoQueue FifoThroughputLimit "
+    "KmsDataKeyReusePeriodSeconds KmsMasterKeyId MaximumMessageSize MessageRetentionPeriod "
+    "ReceiveMessageWaitTimeSeconds RedriveAllowPolicy RedrivePolicy SqsManagedSseEnabled "
+    "VisibilityTimeout"
 )
 
 
@@ -247,17 +232,9 @@ def _queue_policy(aws: _Clients, _name: str, props: Props) -> None:
 
 
 # ---- DynamoDB ---------------------------------------------------------------------------------
-_TABLE_API_KEYS = frozenset(
-    {
-        "AttributeDefinitions",
-        "KeySchema",
-        "BillingMode",
-        "GlobalSecondaryIndexes",
-        "LocalSecondaryIndexes",
-        "TableClass",
-        "DeletionProtectionEnabled",
-        "Tags",
-    }
+_TABLE_API_KEYS = _names(
+    "AttributeDefinitions KeySchema BillingMode GlobalSecondaryIndexes LocalSecondaryIndexes "
+    "TableClass DeletionProtectionEnabled Tags"
 )
 
 
@@ -297,12 +274,9 @@ def _throughput(throughput: Props) -> Props:
 def _time_to_live(dynamodb: Any, name: str, spec: Props) -> None:
     wanted = {"AttributeName": spec["AttributeName"], "Enabled": _bool(spec["Enabled"])}
     current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    is_enabled = current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-    if (
-        is_enabled == wanted["Enabled"]
-        and current.get("AttributeName", wanted["AttributeName"]) == (wanted["AttributeName"])
-    ):
-        return  # AWS rejects a no-op TTL update
+    enabled = current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+    if enabled and wanted["Enabled"] and current.get("AttributeName") == wanted["AttributeName"]:
+        return  # AWS rejects enabling TTL that is already enabled
     dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=wanted)
 
 
@@ -328,27 +302,13 @@ def _rule(aws: _Clients, name: str, props: Props) -> None:
 
 
 # ---- CloudWatch -------------------------------------------------------------------------------
-_ALARM_INTEGERS = frozenset({"Period", "EvaluationPeriods", "DatapointsToAlarm"})
-_ALARM_KEYS = frozenset(
-    {
-        "AlarmDescription",
-        "ActionsEnabled",
-        "AlarmActions",
-        "OKActions",
-        "InsufficientDataActions",
-        "MetricName",
-        "Namespace",
-        "Statistic",
-        "ExtendedStatistic",
-        "Dimensions",
-        "Unit",
-        "ComparisonOperator",
-        "TreatMissingData",
-        "EvaluateLowSampleCountPercentile",
-        "Metrics",
-        "ThresholdMetricId",
-        "Threshold",
-    }
+_ALARM_INTEGERS = _names("Period EvaluationPeriods DatapointsToAlarm")
+_ALARM_KEYS = (
+    _names(
+        "AlarmDescription ActionsEnabled AlarmActions OKActions InsufficientDataActions MetricName "
+        "Namespace Statistic ExtendedStatistic Dimensions Unit ComparisonOperator TreatMissingData "
+        "EvaluateLowSampleCountPercentile Metrics ThresholdMetricId Threshold"
+    )
     | _ALARM_INTEGERS
 )
 
@@ -368,39 +328,33 @@ def _bool(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
 
-_PROVISIONERS: dict[str, tuple[frozenset[str], Provisioner]] = {
-    "AWS::S3::Bucket": (
-        frozenset(
-            {
-                "BucketName",
-                "BucketEncryption",
-                "PublicAccessBlockConfiguration",
-                "OwnershipControls",
-                "CorsConfiguration",
-                "LifecycleConfiguration",
-                "NotificationConfiguration",
-            }
+@dataclass(frozen=True)
+class _Kind:
+    """How one resource type is provisioned: the properties it maps, and the function that does it."""
+
+    properties: frozenset[str]
+    create: Provisioner
+
+
+_PROVISIONERS: dict[str, _Kind] = {
+    "AWS::S3::Bucket": _Kind(
+        _names(
+            "BucketName BucketEncryption PublicAccessBlockConfiguration OwnershipControls CorsConfiguration "
+            "LifecycleConfiguration NotificationConfiguration"
         ),
         _bucket,
     ),
-    "AWS::S3::BucketPolicy": (frozenset({"Bucket", "PolicyDocument"}), _bucket_policy),
-    "AWS::SQS::Queue": (_QUEUE_ATTRIBUTES | {"QueueName"}, _queue),
-    "AWS::SQS::QueuePolicy": (frozenset({"Queues", "PolicyDocument"}), _queue_policy),
-    "AWS::DynamoDB::Table": (
+    "AWS::S3::BucketPolicy": _Kind(_names("Bucket PolicyDocument"), _bucket_policy),
+    "AWS::SQS::Queue": _Kind(_QUEUE_ATTRIBUTES | {"QueueName"}, _queue),
+    "AWS::SQS::QueuePolicy": _Kind(_names("Queues PolicyDocument"), _queue_policy),
+    "AWS::DynamoDB::Table": _Kind(
         _TABLE_API_KEYS
-        | {
-            "TableName",
-            "ProvisionedThroughput",
-            "SSESpecification",
-            "StreamSpecification",
-            "TimeToLiveSpecification",
-            "PointInTimeRecoverySpecification",
-        },
+        | _names(
+            "TableName ProvisionedThroughput SSESpecification StreamSpecification TimeToLiveSpecification "
+            "PointInTimeRecoverySpecification"
+        ),
         _table,
     ),
-    "AWS::Events::Rule": (
-        frozenset({"Name", "Description", "EventBusName", "RoleArn", "State", "EventPattern", "Targets"}),
-        _rule,
-    ),
-    "AWS::CloudWatch::Alarm": (_ALARM_KEYS | {"AlarmName"}, _alarm),
+    "AWS::Events::Rule": _Kind(_names("Name Description EventBusName RoleArn State EventPattern Targets"), _rule),
+    "AWS::CloudWatch::Alarm": _Kind(_ALARM_KEYS | {"AlarmName"}, _alarm),
 }

@@ -23,25 +23,9 @@ SERVERLESS_TYPES = frozenset({SERVERLESS_FUNCTION, SERVERLESS_HTTP_API})
 
 # Function properties the local runtime honours, or that only matter to IAM/X-Ray/billing.
 _FUNCTION_PROPERTIES = frozenset(
-    {
-        "Handler",
-        "Runtime",
-        "CodeUri",
-        "MemorySize",
-        "Timeout",
-        "Environment",
-        "ReservedConcurrentExecutions",
-        "Events",
-        "FunctionName",
-        "Description",
-        "Policies",
-        "Role",
-        "Tracing",
-        "Architectures",
-        "Tags",
-        "LoggingConfig",
-        "EphemeralStorage",
-    }
+    {"Handler", "Runtime", "CodeUri", "MemorySize", "Timeout", "Environment", "ReservedConcurrentExecutions"}
+    | {"Events", "FunctionName", "Description", "Policies", "Role", "Tracing", "Architectures", "Tags"}
+    | {"LoggingConfig", "EphemeralStorage"}
 )
 _HTTP_API_PROPERTIES = frozenset({"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings"})
 _HTTP_EVENT_PROPERTIES = frozenset({"ApiId", "Method", "Path"})
@@ -305,8 +289,8 @@ class Stack:
         _check_keys(logical_id, props, _FUNCTION_PROPERTIES)
         runtime = str(self.resolve(props.get("Runtime", "")))
         code_uri = self.resolve(props.get("CodeUri"))
-        if not runtime.startswith("python") or not isinstance(code_uri, str):
-            raise TemplateError(f"{logical_id}: only python runtimes with a local CodeUri run locally")
+        if not runtime.startswith("python") or not isinstance(code_uri, str) or "Handler" not in props:
+            raise TemplateError(f"{logical_id}: only python functions with a Handler and a local CodeUri run locally")
         environment = self.resolve(props.get("Environment", {})).get("Variables", {})
         reserved = self.resolve(props.get("ReservedConcurrentExecutions"))
         http_routes: list[tuple[str, str]] = []
@@ -326,7 +310,7 @@ class Stack:
             function_name=self.physical_name(logical_id),
             arn=self.arn(logical_id),
             runtime=runtime,
-            handler=str(self.resolve(props["Handler"])),
+            handler=str(self.resolve(props.get("Handler", ""))),
             code_dir=(self.template_path.parent / code_uri).resolve(),
             timeout_seconds=int(self.resolve(props.get("Timeout", 3))),
             memory_mb=int(self.resolve(props.get("MemorySize", 128))),

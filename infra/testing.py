@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -53,9 +54,10 @@ class LocalStack:
         self.api_port = api_port or free_port()
         self.aws_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self.aws_endpoint = f"http://127.0.0.1:{self.aws_port}"
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="leyline-stack-")) / "stack.log"
         self.env = self._environment(template, env or {}, parameter_overrides or {})
+        # An AWS_ENDPOINT_URL in `env` (e.g. a LocalStack) replaces the embedded moto server.
+        self.aws_endpoint = self.env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"
         self.stack: Stack = Settings.from_env(self.env).load_stack()
         self.session = boto3.Session(
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -81,7 +83,7 @@ class LocalStack:
         if template is not None:
             env["LEYLINE_TEMPLATE"] = str(template)
         if overrides:
-            env["LEYLINE_PARAMETER_OVERRIDES"] = " ".join(f"{k}={v}" for k, v in overrides.items())
+            env["LEYLINE_PARAMETER_OVERRIDES"] = " ".join(f"{k}={shlex.quote(v)}" for k, v in overrides.items())
         env.update(extra)
         return env
 

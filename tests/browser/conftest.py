@@ -9,19 +9,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from infra.testing import LocalStack
-from tests.browser.console import Console
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console
 from tests.integration.conftest import local_stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MODEL_SECONDS = "3"  # long enough for the page's once-a-second polls to catch the bar mid-way
 

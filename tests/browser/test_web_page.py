@@ -10,8 +10,7 @@ import requests
 from playwright.sync_api import FilePayload, Page, expect
 
 from infra.testing import LocalStack
-from tests.browser.conftest import CHROMIUM
-from tests.browser.console import Console
+from tests.browser.chromium import CHROMIUM, Console
 from tests.imagefactory import encode, pattern, png
 
 pytestmark = [

@@ -111,3 +111,39 @@ def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws
     assert answer["error"]["code"] == code
     assert answer["error"]["message"]
     assert answer["queue_position"] is None
+
+
+def dead_job_event(task_id: str) -> dict[str, Any]:
+    """The job as it sits in the dead-letter queue: the same body, redriven after its last receive."""
+    event = sample_event("sqs-jobs-record.json")
+    body = json.loads(event["Records"][0]["body"])
+    body["detail"]["object"]["key"] = f"uploads/{task_id}"
+    event["Records"][0]["body"] = json.dumps(body)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
+    return event
+
+
+def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, stack):
+    # Given a queued task the model could never finish
+    task_id = upload(invoke)
+    invoke("IntakeFunction", receive_as_lambda_event(aws, queue_url(stack, "IntakeQueue"), "sqs-intake-record.json"))
+
+    # When its job arrives from the dead-letter queue
+    assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}
+
+    # Then the task is a FAILURE with a code and a sentence, and has left the line
+    _, answer = status_of(invoke, task_id)
+    assert answer["state"] == "FAILURE"
+    assert answer["error"]["code"] == "PROCESSING_FAILED"
+    assert answer["queue_position"] is None
+    assert answer["finished_at"]
+
+
+def test_a_dead_job_never_overwrites_a_finished_task(invoke, aws, stack):
+    # Given a task that succeeded
+    task_id = upload(invoke)
+    invoke("ProcessorFunction", receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json"))
+
+    # When a stale copy of its job comes from the dead-letter queue, Then it stays a SUCCESS
+    assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}
+    assert status_of(invoke, task_id)[1]["state"] == "SUCCESS"

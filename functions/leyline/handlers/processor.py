@@ -25,7 +25,7 @@ from leyline.logic.processing import run_model
 from leyline.models import UploadJob
 
 # After a crash the job reappears this long after the invocation would have timed out.
-CRASH_GRACE_SECONDS = 30
+CRASH_GRACE_SECONDS = 10
 RETRY_BASE_SECONDS = 2
 
 settings = Settings.from_env()
@@ -42,7 +42,9 @@ idempotency = IdempotencyConfig(event_key_jmespath="task_id", expires_after_seco
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
 
-@idempotent_function(data_keyword_argument="job", persistence_store=persistence, config=idempotency)
+@idempotent_function(
+    data_keyword_argument="job", persistence_store=persistence, config=idempotency, key_prefix="model-run"
+)
 def process_job(job: UploadJob) -> dict[str, Any]:
     metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
     outcome = run_model(tasks, media, settings, job)

@@ -1,10 +1,22 @@
-"""What a page reports as errors while a test drives it."""
+"""Debian's Chromium as the browser tests launch it, and what a page reports as errors meanwhile."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from playwright.sync_api import ConsoleMessage
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
 
 
 @dataclass
