@@ -28,12 +28,12 @@ class Settings:
         settings = cls(
             tasks_table=_text(env, "TASKS_TABLE"),
             media_bucket=_text(env, "MEDIA_BUCKET"),
-            model_seconds=_number(env, "MODEL_SECONDS", float),
-            max_upload_bytes=_number(env, "MAX_UPLOAD_BYTES", int),
-            max_inline_upload_bytes=_number(env, "MAX_INLINE_UPLOAD_BYTES", int),
-            retention_days=_number(env, "RETENTION_DAYS", int),
-            upload_url_seconds=_number(env, "UPLOAD_URL_SECONDS", int),
-            video_url_seconds=_number(env, "VIDEO_URL_SECONDS", int),
+            model_seconds=_number(env, "MODEL_SECONDS"),
+            max_upload_bytes=_whole(env, "MAX_UPLOAD_BYTES"),
+            max_inline_upload_bytes=_whole(env, "MAX_INLINE_UPLOAD_BYTES"),
+            retention_days=_whole(env, "RETENTION_DAYS"),
+            upload_url_seconds=_whole(env, "UPLOAD_URL_SECONDS"),
+            video_url_seconds=_whole(env, "VIDEO_URL_SECONDS"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
@@ -48,12 +48,19 @@ def _text(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> int | float:
+def _number(env: Mapping[str, str], name: str) -> float:
     raw = _text(env, name)
     try:
-        value = kind(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
-    if value <= 0:
+    if not value > 0:
         raise ConfigError(f"environment variable {name} must be positive, got {raw!r}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str) -> int:
+    value = _number(env, name)
+    if not value.is_integer():
+        raise ConfigError(f"environment variable {name} must be a whole number, got {env[name]!r}")
+    return int(value)

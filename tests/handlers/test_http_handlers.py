@@ -62,13 +62,19 @@ def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, st
         (b"[1, 2]", 400, "BAD_REQUEST"),
         (b'{"content_type": 5}', 400, "BAD_REQUEST"),
         (b'{"content_type": "image/gif"}', 415, "UNSUPPORTED_FORMAT"),
+        (b'{"size": "big"}', 400, "BAD_REQUEST"),
+        (b'{"size": 0}', 400, "EMPTY_FILE"),
+        (b'{"size": 999999999999}', 413, "FILE_TOO_LARGE"),
     ],
 )
-def test_create_upload_refuses_bad_bodies_with_error_objects(invoke, raw, status, code):
+def test_create_upload_refuses_bad_bodies_with_error_objects(invoke, aws, stack, raw, status, code):
     event = with_body(sample_event("http-create-upload.json"), raw, "application/json")
     response = invoke("ApiFunction", event)
     assert response["statusCode"] == status
     assert body(response)["error"]["code"] == code
+    # and no task was created for a refused request
+    table = stack.functions["ApiFunction"].environment["TASKS_TABLE"]
+    assert aws.client("dynamodb").scan(TableName=table)["Count"] == 0
 
 
 def test_seed_multipart_upload_stores_the_bytes_under_the_task_key(invoke, aws, stack):
@@ -159,3 +165,33 @@ def test_video_of_an_unfinished_task_is_409(invoke):
     response = invoke("StatusFunction", event)
     assert response["statusCode"] == 409
     assert body(response)["error"]["code"] == "VIDEO_NOT_READY"
+
+
+def test_video_redirect_plays_inline_or_downloads_on_request(invoke, aws, stack):
+    # Given a finished task (its record set to SUCCESS as the processor leaves it)
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    table = aws.resource("dynamodb").Table(stack.functions["ApiFunction"].environment["TASKS_TABLE"])
+    table.update_item(
+        Key={"task_id": task_id},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": "SUCCESS"},
+    )
+    event = sample_event("http-get-video.json")
+    event["pathParameters"] = {"task_id": task_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/video/{task_id}"
+
+    # When the video is asked for plainly, Then the presigned GET plays it inline
+    inline = invoke("StatusFunction", event)
+    assert inline["statusCode"] == 302
+    assert "inline" in inline["headers"]["Location"]
+    assert (
+        f"videos%2F{task_id}.mp4" in inline["headers"]["Location"]
+        or f"videos/{task_id}.mp4" in inline["headers"]["Location"]
+    )
+
+    # When asked with ?download=1, Then the presigned GET makes the browser save it
+    event["rawQueryString"] = "download=1"
+    event["queryStringParameters"] = {"download": "1"}
+    download = invoke("StatusFunction", event)
+    assert "attachment" in download["headers"]["Location"]

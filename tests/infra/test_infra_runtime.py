@@ -118,6 +118,7 @@ def test_a_plain_dict_result_is_a_200_json_response(stack):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json()["greeting"] == "hello"
+    assert response.json()["numbers"] == [3, 1.5]
 
 
 def test_binary_bodies_travel_base64_encoded_both_ways(stack):

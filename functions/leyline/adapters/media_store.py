@@ -57,7 +57,9 @@ class MediaStore:
         body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
         return bytes(body.read())
 
-    def presigned_download(self, key: str, *, expires_in: int, filename: str) -> str:
+    def presigned_download(self, key: str, *, expires_in: int, filename: str, attachment: bool = False) -> str:
+        """A GET that plays in the page (inline) or, with `attachment`, makes the browser save the file."""
+        disposition = "attachment" if attachment else "inline"
         return str(
             self._s3.generate_presigned_url(
                 "get_object",
@@ -65,7 +67,7 @@ class MediaStore:
                     "Bucket": self._bucket,
                     "Key": key,
                     "ResponseContentType": "video/mp4",
-                    "ResponseContentDisposition": f'inline; filename="{filename}"',
+                    "ResponseContentDisposition": f'{disposition}; filename="{filename}"',
                 },
                 ExpiresIn=expires_in,
             )

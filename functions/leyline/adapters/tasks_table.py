@@ -120,15 +120,18 @@ class TaskRepository:
         return head.started_at if head and head.state is TaskState.PROCESSING else None
 
     def _update(self, task_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
-        names = {name: name[1:] for name in ("#state", "#queue") if name in expression or name in condition}
+        used = f"{expression} {condition}"
+        names = {name: name[1:] for name in ("#state", "#queue") if name in used}
+        request: dict[str, Any] = {
+            "Key": {"task_id": task_id},
+            "UpdateExpression": expression,
+            "ConditionExpression": f"attribute_exists(task_id) AND ({condition})",
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
         try:
-            self._table.update_item(
-                Key={"task_id": task_id},
-                UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(task_id) AND ({condition})",
-                ExpressionAttributeValues=values,
-                **({"ExpressionAttributeNames": names} if names else {}),
-            )
+            self._table.update_item(**request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False

@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--api",
         type=_api_url,
+        metavar="URL",
         default=os.environ.get("LEYLINE_API_URL") or DEFAULT_API,
         help=f"the API's base URL (default: $LEYLINE_API_URL, else {DEFAULT_API})",
     )

@@ -39,10 +39,14 @@ def web_page() -> Response[str]:
 @app.post("/uploads")
 @tracer.capture_method
 def create_upload() -> Response[str]:
-    content_type = json_object(app.current_event).get("content_type")
+    request = json_object(app.current_event)
+    content_type = request.get("content_type")
     if content_type is not None and not isinstance(content_type, str):
         raise BadRequest("content_type must be a string such as 'image/png'.")
-    ticket = create_presigned_upload(tasks, media, settings, content_type, utc_now())
+    size = request.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+        raise BadRequest("size must be the file's size in bytes, a whole number.")
+    ticket = create_presigned_upload(tasks, media, settings, utc_now(), content_type=content_type, size=size)
     logger.append_keys(task_id=ticket.task_id)
     logger.info("presigned upload issued")
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)

@@ -16,7 +16,7 @@ logger = Logger()
 class UploadedRecord(SqsRecordModel):
     """An SQS message whose body is the S3 'Object Created' event the UploadedRule forwarded."""
 
-    body: Json[S3EventNotificationEventBridgeModel]  # type: ignore[assignment]
+    body: Json[S3EventNotificationEventBridgeModel]
 
     def job(self) -> UploadJob | None:
         """None for an object outside uploads/<task_id>: nothing to do, and nothing worth a retry."""

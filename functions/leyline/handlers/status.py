@@ -37,7 +37,9 @@ def status(task_id: str) -> Response[str]:
 def video(task_id: str) -> Response[str]:
     task_id = parse_task_id(task_id)
     logger.append_keys(task_id=task_id)
-    url = video_location(tasks, media, settings, task_id, utc_now())
+    # ?download=1 makes the browser save the file; otherwise it plays in place.
+    attachment = app.current_event.get_query_string_value("download") == "1"
+    url = video_location(tasks, media, settings, task_id, utc_now(), attachment=attachment)
     return json_response(302, {"video_url": url}, headers={"Location": url})
 
 

@@ -24,8 +24,17 @@ _MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp
 
 
 def create_presigned_upload(
-    tasks: TaskRepository, media: MediaStore, settings: Settings, content_type: str | None, now: datetime
+    tasks: TaskRepository,
+    media: MediaStore,
+    settings: Settings,
+    now: datetime,
+    *,
+    content_type: str | None = None,
+    size: int | None = None,
 ) -> UploadTicket:
+    """`content_type` and `size`, when the client declares them, are checked before any task exists."""
+    if size is not None:
+        _check_size(size, settings.max_upload_bytes, "POST /uploads")
     if content_type is not None and content_type not in ALLOWED_UPLOAD_TYPES:
         raise InvalidImage(
             f"Content type {content_type!r} is not accepted; use one of {', '.join(ALLOWED_UPLOAD_TYPES)}.",
@@ -53,14 +62,7 @@ def create_inline_upload(
     tasks: TaskRepository, media: MediaStore, settings: Settings, image: bytes, now: datetime
 ) -> Task:
     """The seed's multipart flow: the bytes go to the same key a presigned upload would use."""
-    if not image:
-        raise InvalidImage("The uploaded file is empty.", code="EMPTY_FILE", status=400)
-    if len(image) > settings.max_inline_upload_bytes:
-        raise PayloadTooLarge(
-            f"The image is {len(image)} bytes; POST /upload takes at most "
-            f"{settings.max_inline_upload_bytes} bytes. Use POST /uploads for files up to "
-            f"{settings.max_upload_bytes} bytes."
-        )
+    _check_size(len(image), settings.max_inline_upload_bytes, "POST /upload")
     image_format = sniff_format(image)
     if image_format is None:
         raise InvalidImage("The file is not a PNG, JPEG or WebP image.", code="UNSUPPORTED_FORMAT", status=415)
@@ -96,11 +98,20 @@ def get_status(tasks: TaskRepository, media: MediaStore, settings: Settings, tas
     )
 
 
-def video_location(tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime) -> str:
+def video_location(
+    tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime, *, attachment: bool
+) -> str:
     task = _find(tasks, task_id, now)
     if task.state is not TaskState.SUCCESS:
         raise VideoNotReady(f"The video is not ready: the task is {task.state.value}.")
-    return _video_url(media, settings, task.task_id)
+    return _video_url(media, settings, task.task_id, attachment=attachment)
+
+
+def _check_size(size: int, limit: int, route: str) -> None:
+    if size <= 0:
+        raise InvalidImage("The uploaded file is empty.", code="EMPTY_FILE", status=400)
+    if size > limit:
+        raise PayloadTooLarge(f"The image is {size} bytes; {route} takes at most {limit} bytes.")
 
 
 def _new_task(settings: Settings, now: datetime) -> Task:
@@ -135,7 +146,7 @@ def _remaining(started_at: datetime | None, model_seconds: float, now: datetime)
     return max(0.0, model_seconds - (now - started_at).total_seconds())
 
 
-def _video_url(media: MediaStore, settings: Settings, task_id: str) -> str:
+def _video_url(media: MediaStore, settings: Settings, task_id: str, *, attachment: bool = False) -> str:
     return media.presigned_download(
-        video_key(task_id), expires_in=settings.video_url_seconds, filename=f"{task_id}.mp4"
+        video_key(task_id), expires_in=settings.video_url_seconds, filename=f"{task_id}.mp4", attachment=attachment
     )
