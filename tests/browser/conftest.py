@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from infra.testing import LocalStack
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console
-from tests.integration.conftest import local_stack
+from tests.stack import local_stack
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MODEL_SECONDS = "3"  # long enough for the page's once-a-second polls to catch the bar mid-way

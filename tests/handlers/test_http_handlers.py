@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.handlers.conftest import ROOT, sample_event
+from tests.sample_events import ROOT, sample_event
 
 EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
 
@@ -35,7 +35,7 @@ def status_of(invoke, task_id: str) -> tuple[int, dict[str, Any]]:
     return response["statusCode"], body(response)
 
 
-def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, stack):
+def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, template):
     # Given the sample POST /uploads event asking for a PNG upload
     response = invoke("ApiFunction", sample_event("http-create-upload.json"))
 
@@ -47,7 +47,7 @@ def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, st
     assert fields["key"] == f"uploads/{task_id}"
     assert fields["Content-Type"] == "image/png"
     policy = json.loads(base64.b64decode(fields["policy"]))
-    max_bytes = int(stack.parameters["MaxUploadBytes"])
+    max_bytes = int(template.parameters["MaxUploadBytes"])
     assert ["content-length-range", 1, max_bytes] in policy["conditions"]
     assert {"key": f"uploads/{task_id}"} in policy["conditions"]
     assert ticket["max_bytes"] == max_bytes
@@ -67,17 +67,17 @@ def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, st
         (b'{"size": 999999999999}', 413, "FILE_TOO_LARGE"),
     ],
 )
-def test_create_upload_refuses_bad_bodies_with_error_objects(invoke, aws, stack, raw, status, code):
+def test_create_upload_refuses_bad_bodies_with_error_objects(invoke, aws, template, raw, status, code):
     event = with_body(sample_event("http-create-upload.json"), raw, "application/json")
     response = invoke("ApiFunction", event)
     assert response["statusCode"] == status
     assert body(response)["error"]["code"] == code
     # and no task was created for a refused request
-    table = stack.functions["ApiFunction"].environment["TASKS_TABLE"]
+    table = template.functions["ApiFunction"].environment["TASKS_TABLE"]
     assert aws.client("dynamodb").scan(TableName=table)["Count"] == 0
 
 
-def test_seed_multipart_upload_stores_the_bytes_under_the_task_key(invoke, aws, stack):
+def test_seed_multipart_upload_stores_the_bytes_under_the_task_key(invoke, aws, template):
     # Given the sample multipart POST /upload (field `image`, file name image.png)
     response = invoke("ApiFunction", sample_event("http-legacy-upload.json"))
 
@@ -85,7 +85,7 @@ def test_seed_multipart_upload_stores_the_bytes_under_the_task_key(invoke, aws, 
     assert response["statusCode"] == 202
     task_id = body(response)["task_id"]
     assert body(response) == {"task_id": task_id, "status_url": f"/status/{task_id}"}
-    bucket = stack.functions["ApiFunction"].environment["MEDIA_BUCKET"]
+    bucket = template.functions["ApiFunction"].environment["MEDIA_BUCKET"]
     stored = aws.client("s3").get_object(Bucket=bucket, Key=f"uploads/{task_id}")
     assert stored["Body"].read() == EXAMPLE
     assert stored["ContentType"] == "image/png"
@@ -167,10 +167,10 @@ def test_video_of_an_unfinished_task_is_409(invoke):
     assert body(response)["error"]["code"] == "VIDEO_NOT_READY"
 
 
-def test_video_redirect_plays_inline_or_downloads_on_request(invoke, aws, stack):
+def test_video_redirect_plays_inline_or_downloads_on_request(invoke, aws, template):
     # Given a finished task (its record set to SUCCESS as the processor leaves it)
     task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
-    table = aws.resource("dynamodb").Table(stack.functions["ApiFunction"].environment["TASKS_TABLE"])
+    table = aws.resource("dynamodb").Table(template.functions["ApiFunction"].environment["TASKS_TABLE"])
     table.update_item(
         Key={"task_id": task_id},
         UpdateExpression="SET #s = :s",

@@ -9,14 +9,14 @@ import boto3
 import pytest
 
 from infra.template import Stack
-from tests.handlers.conftest import ROOT, sample_event
 from tests.handlers.test_http_handlers import body, status_of
+from tests.sample_events import ROOT, sample_event
 
 EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
 
 
-def queue_url(stack: Stack, logical_id: str) -> str:
-    return stack.queue_url(logical_id)
+def queue_url(template: Stack, logical_id: str) -> str:
+    return template.queue_url(logical_id)
 
 
 def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str) -> dict[str, Any]:
@@ -43,17 +43,17 @@ def upload(invoke) -> str:
     return str(body(invoke("ApiFunction", sample_event("http-legacy-upload.json")))["task_id"])
 
 
-def put_upload(aws: boto3.Session, stack: Stack, task_id: str, data: bytes) -> None:
-    bucket = stack.functions["ApiFunction"].environment["MEDIA_BUCKET"]
+def put_upload(aws: boto3.Session, template: Stack, task_id: str, data: bytes) -> None:
+    bucket = template.functions["ApiFunction"].environment["MEDIA_BUCKET"]
     aws.client("s3").put_object(Bucket=bucket, Key=f"uploads/{task_id}", Body=data, ContentType="image/png")
 
 
-def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(invoke, aws, stack):
+def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(invoke, aws, template):
     # Given an upload through the seed's call
     task_id = upload(invoke)
 
     # When the intake function handles the event the rule delivered
-    event = receive_as_lambda_event(aws, queue_url(stack, "IntakeQueue"), "sqs-intake-record.json")
+    event = receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json")
     assert json.loads(event["Records"][0]["body"])["detail"]["object"]["key"] == f"uploads/{task_id}"
     assert invoke("IntakeFunction", event) == {"batchItemFailures": []}
 
@@ -62,16 +62,16 @@ def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(i
     assert code == 200
     assert answer["state"] == "QUEUED"
     assert answer["queue_position"] == 0
-    assert answer["eta_seconds"] == int(stack.parameters["ModelSeconds"])
+    assert answer["eta_seconds"] == int(template.parameters["ModelSeconds"])
     # And the same job waits on the FIFO queue for the model
-    jobs = receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json")
+    jobs = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
     assert jobs["Records"][0]["attributes"]["MessageGroupId"] == "model"
 
 
-def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, stack):
+def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, template):
     # Given an uploaded image whose job is on the FIFO queue
     task_id = upload(invoke)
-    event = receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json")
+    event = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
 
     # When the processor handles it
     assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
@@ -82,7 +82,7 @@ def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, 
     assert answer["video_url"]
     assert f"videos/{task_id}.mp4" in answer["video_url"]
     s3 = aws.client("s3")
-    bucket = stack.functions["ProcessorFunction"].environment["MEDIA_BUCKET"]
+    bucket = template.functions["ProcessorFunction"].environment["MEDIA_BUCKET"]
     video = s3.get_object(Bucket=bucket, Key=f"videos/{task_id}.mp4")["Body"].read()
     assert video[4:8] == b"ftyp"
 
@@ -98,11 +98,11 @@ def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, 
     ("data", "code"),
     [(b"hello, I am text", "UNSUPPORTED_FORMAT"), (b"", "EMPTY_FILE"), (EXAMPLE[: len(EXAMPLE) // 2], "CORRUPT_IMAGE")],
 )
-def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws, stack, data, code):
+def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws, template, data, code):
     # Given a presigned upload whose bytes are not a usable image (S3 stores whatever is posted)
     task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
-    put_upload(aws, stack, task_id, data)
-    event = receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json")
+    put_upload(aws, template, task_id, data)
+    event = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
 
     # When the processor handles it, Then the message is consumed (no retry) and the task is a FAILURE
     assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
@@ -123,10 +123,10 @@ def dead_job_event(task_id: str) -> dict[str, Any]:
     return event
 
 
-def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, stack):
+def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, template):
     # Given a queued task the model could never finish
     task_id = upload(invoke)
-    invoke("IntakeFunction", receive_as_lambda_event(aws, queue_url(stack, "IntakeQueue"), "sqs-intake-record.json"))
+    invoke("IntakeFunction", receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json"))
 
     # When its job arrives from the dead-letter queue
     assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}
@@ -139,10 +139,10 @@ def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, 
     assert answer["finished_at"]
 
 
-def test_a_dead_job_never_overwrites_a_finished_task(invoke, aws, stack):
+def test_a_dead_job_never_overwrites_a_finished_task(invoke, aws, template):
     # Given a task that succeeded
     task_id = upload(invoke)
-    invoke("ProcessorFunction", receive_as_lambda_event(aws, queue_url(stack, "JobsQueue"), "sqs-jobs-record.json"))
+    invoke("ProcessorFunction", receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json"))
 
     # When a stale copy of its job comes from the dead-letter queue, Then it stays a SUCCESS
     assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}

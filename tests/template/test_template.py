@@ -55,9 +55,14 @@ def test_cfn_lint_is_clean():
 
 
 def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(transformed):
-    transformed["Resources"]
     functions = resources_of_type(transformed, "AWS::Lambda::Function")
-    assert set(functions) == {"ApiFunction", "StatusFunction", "IntakeFunction", "ProcessorFunction"}
+    assert set(functions) == {
+        "ApiFunction",
+        "StatusFunction",
+        "IntakeFunction",
+        "ProcessorFunction",
+        "DeadLetterFunction",
+    }
     routes = {
         res["Properties"]["RouteKey"] for res in resources_of_type(transformed, "AWS::ApiGatewayV2::Route").values()
     }
