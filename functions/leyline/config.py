@@ -21,6 +21,7 @@ class Settings:
     retention_days: int
     upload_url_seconds: int
     video_url_seconds: int
+    max_waiting_tasks_per_client: int
     idempotency_table: str | None = None
 
     @classmethod
@@ -34,6 +35,7 @@ class Settings:
             retention_days=_whole(env, "RETENTION_DAYS"),
             upload_url_seconds=_whole(env, "UPLOAD_URL_SECONDS"),
             video_url_seconds=_whole(env, "VIDEO_URL_SECONDS"),
+            max_waiting_tasks_per_client=_whole(env, "MAX_WAITING_TASKS_PER_CLIENT"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:

@@ -37,6 +37,22 @@ class TaskNotFound(LeylineError):
     status = 404
 
 
+class TaskExpired(LeylineError):
+    code = "TASK_EXPIRED"
+    status = 410
+
+
+class TooManyTasks(LeylineError):
+    """The client already has as many unfinished tasks as it may; it can try again after `retry_after`."""
+
+    code = "TOO_MANY_TASKS"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class VideoNotReady(LeylineError):
     code = "VIDEO_NOT_READY"
     status = 409

@@ -77,6 +77,7 @@ class Task:
     state: TaskState
     created_at: datetime
     expires_at: int  # epoch seconds, DynamoDB TTL
+    client: str | None = None  # who asked for it (source IP until accounts exist)
     progress: int = 0
     queued_seq: int | None = None  # microseconds since the epoch when the upload was seen
     queued_at: datetime | None = None

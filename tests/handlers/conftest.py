@@ -54,7 +54,9 @@ def invoke(
             for name, value in spec.environment.items():
                 monkeypatch.setenv(name, value)
             module_name, attribute = spec.handler.rsplit(".", 1)
-            sys.modules.pop(module_name, None)
+            # A cold start: the handler modules (and the shared routes) read settings at import.
+            for name in [name for name in sys.modules if name.startswith("leyline.handlers")]:
+                del sys.modules[name]
             loaded[logical_id] = getattr(importlib.import_module(module_name), attribute)
         context = FakeLambdaContext(
             function_name=logical_id, timeout_seconds=template.functions[logical_id].timeout_seconds

@@ -195,3 +195,76 @@ def test_video_redirect_plays_inline_or_downloads_on_request(invoke, aws, templa
     event["queryStringParameters"] = {"download": "1"}
     download = invoke("StatusFunction", event)
     assert "attachment" in download["headers"]["Location"]
+
+
+def set_task_fields(aws, template, task_id: str, **fields: object) -> None:
+    """Ages a task record the way time would (test data only: the code under test is untouched)."""
+    table = aws.resource("dynamodb").Table(template.functions["ApiFunction"].environment["TASKS_TABLE"])
+    names = {f"#{name}": name for name in fields}
+    table.update_item(
+        Key={"task_id": task_id},
+        UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":{name}": value for name, value in fields.items()},
+    )
+
+
+def test_an_expired_task_is_gone_with_410_even_before_dynamodb_deletes_it(invoke, aws, template):
+    # Given a task past its retention (DynamoDB's TTL deletes it lazily, possibly days later)
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    set_task_fields(aws, template, task_id, expires_at=1)
+
+    # Then its status says it is gone, with an error object
+    code, answer = status_of(invoke, task_id)
+    assert code == 410
+    assert answer["error"]["code"] == "TASK_EXPIRED"
+
+
+def test_a_task_whose_upload_never_came_is_not_pending_forever(invoke, aws, template):
+    # Given a task created a day ago whose presigned upload was never used
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    set_task_fields(aws, template, task_id, created_at="2026-01-01T00:00:00.000Z")
+
+    # Then it reports FAILURE with a code saying why, instead of PENDING
+    code, answer = status_of(invoke, task_id)
+    assert code == 200
+    assert answer["state"] == "FAILURE"
+    assert answer["error"]["code"] == "UPLOAD_EXPIRED"
+    assert answer["finished_at"] > answer["created_at"]
+
+
+def test_one_client_cannot_queue_more_than_its_allowance(invoke, monkeypatch, template):
+    # Given a cap of 2 unfinished tasks per client
+    monkeypatch.setitem(template.functions["ApiFunction"].environment, "MAX_WAITING_TASKS_PER_CLIENT", "2")
+    create = sample_event("http-create-upload.json")
+    assert [invoke("ApiFunction", create)["statusCode"] for _ in range(2)] == [201, 201]
+
+    # When the same client asks for a third, Then it is told to come back later
+    refused = invoke("ApiFunction", create)
+    assert refused["statusCode"] == 429
+    assert body(refused)["error"]["code"] == "TOO_MANY_TASKS"
+    assert int(refused["headers"]["Retry-After"]) >= 1
+
+    # And another client is not affected
+    other = {**create, "requestContext": {**create["requestContext"], "http": {**create["requestContext"]["http"]}}}
+    other["requestContext"]["http"]["sourceIp"] = "203.0.113.7"
+    assert invoke("ApiFunction", other)["statusCode"] == 201
+
+
+def test_openapi_document_lists_every_route_of_the_template(invoke, template):
+    event = sample_event("http-get-status.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+    event["routeKey"] = event["requestContext"]["routeKey"] = "GET /openapi.json"
+    event.pop("pathParameters")
+    response = invoke("ApiFunction", event)
+    assert response["statusCode"] == 200
+    document = json.loads(response["body"])
+    documented = {
+        (method.upper(), path.replace("<", "{").replace(">", "}"))
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    declared = {route for spec in template.functions.values() for route in spec.http_routes}
+    assert documented == declared - {("GET", "/"), ("GET", "/openapi.json")}
+    assert "requestBody" in document["paths"]["/upload"]["post"]
+    assert "ErrorBody" in document["components"]["schemas"]

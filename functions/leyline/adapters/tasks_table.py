@@ -7,12 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from leyline.models import QueueSnapshot, Task, TaskState, iso, parse_iso
 
 QUEUE_INDEX = "QueueIndex"
+CLIENT_INDEX = "ClientIndex"
 # Tasks waiting for or inside the model carry this partition key in the sparse QueueIndex.
 ACTIVE = "ACTIVE"
 
@@ -73,7 +74,7 @@ class TaskRepository:
     def mark_succeeded(self, task_id: str, now: datetime) -> None:
         self._update(
             task_id,
-            "SET #state = :success, progress = :done, finished_at = :now REMOVE #queue",
+            "SET #state = :success, progress = :done, finished_at = :now REMOVE #queue, waiting_client",
             "attribute_exists(task_id)",
             {":success": TaskState.SUCCESS.value, ":done": 100, ":now": iso(now)},
         )
@@ -97,19 +98,34 @@ class TaskRepository:
 
     def queue_snapshot(self, seq: int) -> QueueSnapshot:
         """Counts the active tasks that entered the line before `seq`; 0 when the task is first."""
-        ahead = 0
-        kwargs: dict[str, Any] = {
-            "IndexName": QUEUE_INDEX,
-            "KeyConditionExpression": Key("queue").eq(ACTIVE) & Key("queued_seq").lt(seq),
-            "Select": "COUNT",
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            ahead += int(page["Count"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        ahead = self._count(
+            IndexName=QUEUE_INDEX, KeyConditionExpression=Key("queue").eq(ACTIVE) & Key("queued_seq").lt(seq)
+        )
         return QueueSnapshot(ahead=ahead, head_started_at=self._head_started_at() if ahead else None)
+
+    def count_unfinished(self, client: str, pending_since: datetime) -> int:
+        """Tasks of `client` not yet finished, leaving out uploads that can no longer arrive
+        (PENDING since before `pending_since`)."""
+        in_line = self._count(
+            IndexName=CLIENT_INDEX,
+            KeyConditionExpression=Key("waiting_client").eq(client),
+            FilterExpression=Attr("state").ne(TaskState.PENDING.value),
+        )
+        awaiting_upload = self._count(
+            IndexName=CLIENT_INDEX,
+            KeyConditionExpression=Key("waiting_client").eq(client) & Key("created_at").gte(iso(pending_since)),
+            FilterExpression=Attr("state").eq(TaskState.PENDING.value),
+        )
+        return in_line + awaiting_upload
+
+    def _count(self, **query: Any) -> int:
+        total = 0
+        while True:
+            page = self._table.query(Select="COUNT", **query)
+            total += int(page["Count"])
+            if "LastEvaluatedKey" not in page:
+                return total
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _head_started_at(self) -> datetime | None:
         """When the task at the head of the line entered the model, if it has."""
@@ -147,6 +163,8 @@ def _to_item(task: Task) -> dict[str, Any]:
         "created_at": iso(task.created_at),
         "expires_at": task.expires_at,
     }
+    if task.client:
+        item["client"] = item["waiting_client"] = task.client
     return item
 
 
@@ -158,6 +176,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         state=TaskState(item["state"]),
         created_at=created_at,
         expires_at=int(item["expires_at"]),
+        client=item.get("client"),
         progress=int(item.get("progress", 0)),
         queued_seq=_int_or_none(item.get("queued_seq")),
         queued_at=parse_iso(item.get("queued_at")),

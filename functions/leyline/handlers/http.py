@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from leyline.errors import BadRequest, LeylineError
+from leyline.errors import BadRequest, LeylineError, TooManyTasks
 
 logger = Logger()
 
@@ -27,8 +27,8 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def error_response(status: int, code: str, message: str) -> Response[str]:
-    return json_response(status, {"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
+    return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
 def build_resolver() -> APIGatewayHttpResolver:
@@ -37,7 +37,8 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(LeylineError)
     def _domain_error(exc: LeylineError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
-        return error_response(exc.status, exc.code, exc.message)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyTasks) else None
+        return error_response(exc.status, exc.code, exc.message, headers)
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES, MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
-from leyline.errors import InvalidImage, PayloadTooLarge, TaskNotFound, VideoNotReady
+from leyline.errors import InvalidImage, PayloadTooLarge, TaskExpired, TaskNotFound, TooManyTasks, VideoNotReady
 from leyline.media.images import sniff_format
 from leyline.models import (
     Task,
@@ -21,6 +21,8 @@ from leyline.models import (
 )
 
 _MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# A presigned POST is checked when the upload starts; a slow upload may still land a little later.
+UPLOAD_GRACE = timedelta(minutes=5)
 
 
 def create_presigned_upload(
@@ -29,6 +31,7 @@ def create_presigned_upload(
     settings: Settings,
     now: datetime,
     *,
+    client: str,
     content_type: str | None = None,
     size: int | None = None,
 ) -> UploadTicket:
@@ -41,7 +44,8 @@ def create_presigned_upload(
             code="UNSUPPORTED_FORMAT",
             status=415,
         )
-    task = _new_task(settings, now)
+    _check_client_allowance(tasks, settings, client, now)
+    task = _new_task(settings, client, now)
     post = media.presigned_upload(
         upload_key(task.task_id),
         content_type=content_type,
@@ -59,14 +63,15 @@ def create_presigned_upload(
 
 
 def create_inline_upload(
-    tasks: TaskRepository, media: MediaStore, settings: Settings, image: bytes, now: datetime
+    tasks: TaskRepository, media: MediaStore, settings: Settings, image: bytes, now: datetime, *, client: str
 ) -> Task:
     """The seed's multipart flow: the bytes go to the same key a presigned upload would use."""
     _check_size(len(image), settings.max_inline_upload_bytes, "POST /upload")
     image_format = sniff_format(image)
     if image_format is None:
         raise InvalidImage("The file is not a PNG, JPEG or WebP image.", code="UNSUPPORTED_FORMAT", status=415)
-    task = _new_task(settings, now)
+    _check_client_allowance(tasks, settings, client, now)
+    task = _new_task(settings, client, now)
     tasks.create(task)
     media.put(upload_key(task.task_id), image, _MIME_BY_FORMAT[image_format])
     return task
@@ -74,6 +79,9 @@ def create_inline_upload(
 
 def get_status(tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
     task = _find(tasks, task_id, now)
+    upload_closed_at = task.created_at + _upload_window(settings)
+    if task.state is TaskState.PENDING and now > upload_closed_at:
+        _give_up_waiting_for_upload(task, upload_closed_at)
     queue_position: int | None = None
     eta: float | None = None
     if task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None:
@@ -114,16 +122,51 @@ def _check_size(size: int, limit: int, route: str) -> None:
         raise PayloadTooLarge(f"The image is {size} bytes; {route} takes at most {limit} bytes.")
 
 
-def _new_task(settings: Settings, now: datetime) -> Task:
+def _give_up_waiting_for_upload(task: Task, closed_at: datetime) -> None:
+    """A task whose upload link expired unused can never start: report it as failed, not PENDING forever.
+
+    Only the view changes: the record keeps PENDING and expires with its retention period."""
+    task.state = TaskState.FAILURE
+    task.finished_at = closed_at
+    task.error_code = "UPLOAD_EXPIRED"
+    task.error_message = "No image was uploaded before the upload link expired. Please start a new upload."
+
+
+def _check_client_allowance(tasks: TaskRepository, settings: Settings, client: str, now: datetime) -> None:
+    """Caps the unfinished tasks of one client, so one client cannot fill the queue for everyone.
+
+    Two requests racing can both pass the check: the cap is a fairness guard, not an exact quota."""
+    limit = settings.max_waiting_tasks_per_client
+    if tasks.count_unfinished(client, pending_since=now - _upload_window(settings)) >= limit:
+        raise TooManyTasks(
+            f"You already have {limit} videos waiting or in progress; try again when one is done.",
+            retry_after=math.ceil(settings.model_seconds),
+        )
+
+
+def _upload_window(settings: Settings) -> timedelta:
+    """How long after its creation a task can still receive its upload."""
+    return timedelta(seconds=settings.upload_url_seconds) + UPLOAD_GRACE
+
+
+def _new_task(settings: Settings, client: str, now: datetime) -> Task:
     expires = now + timedelta(days=settings.retention_days)
-    return Task(task_id=new_task_id(), state=TaskState.PENDING, created_at=now, expires_at=int(expires.timestamp()))
+    return Task(
+        task_id=new_task_id(),
+        state=TaskState.PENDING,
+        created_at=now,
+        expires_at=int(expires.timestamp()),
+        client=client,
+    )
 
 
 def _find(tasks: TaskRepository, task_id: str, now: datetime) -> Task:
     task = tasks.get(task_id)
-    # DynamoDB deletes expired items lazily; an expired task is gone as far as users are concerned.
-    if task is None or task.expires_at <= now.timestamp():
-        raise TaskNotFound(f"No task {task_id} exists (tasks expire after their retention period).")
+    if task is None:
+        raise TaskNotFound(f"No task {task_id} exists.")
+    # DynamoDB deletes expired items lazily (within days); until then the task is gone all the same.
+    if task.expires_at <= now.timestamp():
+        raise TaskExpired(f"Task {task_id} has expired: videos and their tasks are kept for a limited time.")
     return task
 
 

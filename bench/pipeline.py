@@ -1,0 +1,129 @@
+"""The queue as users feel it: how long after their upload the video is ready, and how busy the model is
+kept when tasks wait in line. Times come from the status JSON (started_at, finished_at) and from a tight
+poller (the moment a response showed a state), both on this machine's wall clock."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.client import FINAL_STATES, StatusClient, epoch, photo_jpeg, upload, wait_final
+from bench.stack import bench_stack
+from bench.stats import ms, summary
+
+
+@dataclass
+class Run:
+    """One task from the client's side."""
+
+    task_id: str
+    uploaded: float  # the storage answered the upload (wall clock)
+    seen: dict[str, float] = field(default_factory=dict)  # first response showing each state
+    started: float = 0.0  # started_at
+    finished: float = 0.0  # finished_at
+    state: str = ""
+
+    def look(self, status: dict[str, Any], at: float) -> None:
+        self.seen.setdefault(status["state"], at)
+        if status["state"] in FINAL_STATES:
+            self.state = status["state"]
+            self.started, self.finished = epoch(status["started_at"]), epoch(status["finished_at"])
+
+    @property
+    def done(self) -> bool:
+        return bool(self.state)
+
+
+def _warm_up(api_url: str, poller: StatusClient) -> None:
+    """One task through every function first: the figures are of warm functions."""
+    task_id, _ = upload(api_url, photo_jpeg())
+    wait_final(poller, task_id)
+
+
+def idle_overhead(samples: int, model_seconds: float, every: float) -> dict[str, Any]:
+    """Upload complete -> SUCCESS seen by a poller, minus the model time, one task at a time."""
+    runs: list[Run] = []
+    with bench_stack(model_seconds, "overhead") as stack:
+        poller = StatusClient(stack.api_url)
+        _warm_up(stack.api_url, poller)
+        for _ in range(samples):
+            run = Run(*upload(stack.api_url, photo_jpeg()))
+            while not run.done:
+                status = poller.status(run.task_id)
+                run.look(status, time.time())
+                if not run.done:
+                    time.sleep(every)
+            runs.append(run)
+        poller.close()
+    if any(run.state != "SUCCESS" for run in runs):
+        raise RuntimeError(f"a task failed: {[run.state for run in runs]}")
+    overhead = [run.seen["SUCCESS"] - run.uploaded - model_seconds for run in runs]
+    to_start = [run.started - run.uploaded for run in runs]
+    past_model = [run.finished - run.started - model_seconds for run in runs]
+    to_seen = [run.seen["SUCCESS"] - run.finished for run in runs]
+    return {
+        "model_seconds": model_seconds,
+        "poll_every_ms": every * 1000,
+        "overhead_ms": summary(ms(overhead), 1),
+        "upload_to_start_ms": summary(ms(to_start), 1),
+        "beyond_model_time_ms": summary(ms(past_model), 1),
+        "finish_to_seen_ms": summary(ms(to_seen), 1),
+        "samples": [
+            {"overhead_ms": round(o * 1000, 1), "to_start_ms": round(a * 1000, 1), "beyond_model_ms": round(b * 1000, 1)}
+            | {"finish_to_seen_ms": round(c * 1000, 1)}
+            for o, a, b, c in zip(overhead, to_start, past_model, to_seen, strict=True)
+        ],
+    }
+
+
+def backlog(tasks: int, model_seconds: float, every: float) -> dict[str, Any]:
+    """`tasks` uploads in a burst; the model should go from one to the next without idling."""
+    with bench_stack(model_seconds, "backlog") as stack:
+        poller = StatusClient(stack.api_url)
+        _warm_up(stack.api_url, poller)
+        runs = [Run(*upload(stack.api_url, photo_jpeg())) for _ in range(tasks)]
+        deadline = time.monotonic() + tasks * (model_seconds + 10) + 60
+        while not all(run.done for run in runs):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"backlog not drained: {[run.seen for run in runs]}")
+            # The running task and the next one: their transitions are what the gap is made of.
+            for run in [run for run in runs if not run.done][:2]:
+                run.look(poller.status(run.task_id), time.time())
+            time.sleep(every)
+        poller.close()
+    if any(run.state != "SUCCESS" for run in runs):
+        raise RuntimeError(f"a task failed: {[run.state for run in runs]}")
+    order = sorted(runs, key=lambda run: run.started)
+    gaps = [later.started - earlier.finished for earlier, later in zip(order, order[1:], strict=False)]
+    seen_gaps = [
+        later.seen["PROCESSING"] - earlier.seen["SUCCESS"]
+        for earlier, later in zip(order, order[1:], strict=False)
+        if "PROCESSING" in later.seen
+    ]
+    span = order[-1].finished - order[0].started
+    busy = [run.finished - run.started for run in order]
+    per_task_overhead = (span - model_seconds * tasks) / tasks
+    origin = order[0].started
+    return {
+        "tasks": tasks,
+        "model_seconds": model_seconds,
+        "poll_every_ms": every * 1000,
+        "in_upload_order": [run.task_id for run in order] == [run.task_id for run in runs],
+        "utilisation": round(model_seconds * tasks / span, 4),
+        "span_s": round(span, 3),
+        "gap_ms": summary(ms(gaps), 1),
+        "gap_seen_by_poller_ms": summary(ms(seen_gaps), 1) if seen_gaps else None,
+        "task_time_beyond_model_ms": summary(ms([b - model_seconds for b in busy]), 1),
+        "overhead_per_task_ms": round(per_task_overhead * 1000, 1),
+        # The same per-task overhead against the template's default model time.
+        "utilisation_at_30s_model": round(30 / (30 + per_task_overhead), 4),
+        "timeline": [
+            {
+                "uploaded": round(run.uploaded - origin, 3),
+                "started": round(run.started - origin, 3),
+                "finished": round(run.finished - origin, 3),
+            }
+            for run in order
+        ],
+    }

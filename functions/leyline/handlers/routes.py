@@ -1,0 +1,167 @@
+"""The HTTP API: every route of the template's HttpApi, on one Powertools resolver.
+
+ApiFunction and StatusFunction both resolve with this app; API Gateway sends each only the routes
+template.yaml gives it, so each keeps its own IAM role, and GET /openapi.json documents them all.
+(No `from __future__ import annotations` here: Powertools reads the route annotations at runtime.)
+"""
+
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ValidationError
+
+from leyline.adapters.media_store import MediaStore
+from leyline.adapters.tasks_table import TaskRepository
+from leyline.config import Settings
+from leyline.errors import BadRequest
+from leyline.handlers.http import build_resolver, json_object, json_response, multipart_file
+from leyline.handlers.schemas import (
+    AcceptedUploadBody,
+    CreateUploadRequest,
+    ErrorBody,
+    StatusBody,
+    UploadTicketBody,
+    VideoRedirectBody,
+)
+from leyline.logic.tasks import create_inline_upload, create_presigned_upload, get_status, video_location
+from leyline.models import parse_task_id, utc_now
+
+settings = Settings.from_env()
+tasks = TaskRepository(settings.tasks_table)
+media = MediaStore(settings.media_bucket)
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = build_resolver()
+WEB_PAGE = (Path(__file__).parents[1] / "web" / "index.html").read_text(encoding="utf-8")
+
+
+def _json(model: type[BaseModel], description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def _errors(*statuses: int) -> dict[int, OpenAPIResponse]:
+    return {status: _json(ErrorBody, "An error object") for status in statuses}
+
+
+@app.get("/", summary="The web page", include_in_schema=False)
+def web_page() -> Response[str]:
+    return Response(200, "text/html; charset=utf-8", WEB_PAGE, headers={"Cache-Control": "no-cache"})
+
+
+@app.get("/openapi.json", summary="This document", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(200, "application/json", OPENAPI_DOCUMENT)
+
+
+@app.post(
+    "/uploads",
+    summary="Create a task and a presigned POST to upload its image straight to storage",
+    responses={201: _json(UploadTicketBody, "The task and its upload form"), **_errors(400, 413, 415, 429)},
+)
+@tracer.capture_method
+def create_upload() -> Response[str]:
+    try:
+        request = CreateUploadRequest.model_validate(json_object(app.current_event))
+    except ValidationError as exc:
+        raise BadRequest(f"The request body is not valid: {_first_problem(exc)}.") from exc
+    ticket = create_presigned_upload(
+        tasks,
+        media,
+        settings,
+        utc_now(),
+        client=app.current_event.request_context.http.source_ip,
+        content_type=request.content_type,
+        size=request.size,
+    )
+    _task_created(ticket.task_id, "presigned upload issued")
+    return json_response(201, ticket.to_json())
+
+
+@app.post(
+    "/upload",
+    summary="The seed's call: send the image as multipart/form-data in the field `image`",
+    responses={202: _json(AcceptedUploadBody, "The task was created"), **_errors(400, 413, 415, 429)},
+)
+@tracer.capture_method
+def upload_inline() -> Response[str]:
+    image = multipart_file(app.current_event, "image")
+    client = app.current_event.request_context.http.source_ip
+    task = create_inline_upload(tasks, media, settings, image, utc_now(), client=client)
+    _task_created(task.task_id, "image uploaded inline")
+    return json_response(202, {"task_id": task.task_id, "status_url": f"/status/{task.task_id}"})
+
+
+@app.get(
+    "/status/<task_id>",
+    summary="A task's state, queue position, ETA, progress and, once done, its video URL",
+    responses={200: _json(StatusBody, "The task's status"), **_errors(400, 404, 410)},
+)
+@tracer.capture_method
+def status(task_id: str) -> Response[str]:
+    task_id = parse_task_id(task_id)
+    logger.append_keys(task_id=task_id)
+    return json_response(200, get_status(tasks, media, settings, task_id, utc_now()).to_json())
+
+
+@app.get(
+    "/video/<task_id>",
+    summary="Redirect to the video (`?download=1` to save it instead of playing it)",
+    responses={302: _json(VideoRedirectBody, "Location: a presigned GET of the MP4"), **_errors(400, 404, 409, 410)},
+)
+@tracer.capture_method
+def video(task_id: str) -> Response[str]:
+    task_id = parse_task_id(task_id)
+    logger.append_keys(task_id=task_id)
+    attachment = app.current_event.get_query_string_value("download") == "1"
+    url = video_location(tasks, media, settings, task_id, utc_now(), attachment=attachment)
+    return json_response(302, {"video_url": url}, headers={"Location": url})
+
+
+def _task_created(task_id: str, message: str) -> None:
+    logger.append_keys(task_id=task_id)
+    logger.info(message)
+    metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]) or "body"
+    return f"{where}: {problem['msg']}"
+
+
+def _openapi_document() -> str:
+    """Powertools documents routes and responses; the two request bodies are added from their models."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title="Leyline Image2Video",
+            version="1.0.0",
+            description="Upload an image, get a video. Every error is an HTTP status plus an error object.",
+        )
+    )
+    document["paths"]["/uploads"]["post"]["requestBody"] = {
+        "required": False,
+        "content": {"application/json": {"schema": CreateUploadRequest.model_json_schema()}},
+    }
+    document["paths"]["/upload"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+    return json.dumps(document)
+
+
+OPENAPI_DOCUMENT = _openapi_document()
