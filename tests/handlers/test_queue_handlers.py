@@ -68,13 +68,19 @@ def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(i
     assert jobs["Records"][0]["attributes"]["MessageGroupId"] == "model"
 
 
-def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, template):
-    # Given an uploaded image whose job is on the FIFO queue
+def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, template, capsys):
+    # Given an uploaded, queued image whose job is on the FIFO queue
     task_id = upload(invoke)
+    invoke("IntakeFunction", receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json"))
     event = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
 
     # When the processor handles it
     assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
+
+    # Then its metrics (CloudWatch EMF lines on stdout) count the run and the queue wait
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    metrics = {name for line in lines for name in line if name[0].isupper()}
+    assert {"TasksStarted", "TasksSucceeded", "QueueWait"} <= metrics
 
     # Then the task succeeded, with a video in the bucket and a presigned link to it
     code, answer = status_of(invoke, task_id)

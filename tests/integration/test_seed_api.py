@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,29 @@ def test_upload_without_image_field_or_too_big_is_refused(stack):
     )
     assert not_json.status_code == 400
     assert json.loads(not_json.content)["error"]["code"] == "MALFORMED_JSON"
+
+
+def function_log_records(stack) -> list[tuple[str, dict]]:
+    """(logical id, record) for every structured log line the functions wrote to the stack's output."""
+    records = []
+    for line in stack.log_text().splitlines():
+        match = re.match(r"^\[(\w+Function)\] (\{.*\})$", line)
+        if match:
+            record = json.loads(match.group(2))
+            if "level" in record:
+                records.append((match.group(1), record))
+    return records
+
+
+def test_every_log_line_about_a_task_carries_its_id(stack):
+    # Given a task taken through the whole pipeline
+    task_id = upload_inline(stack.api_url, EXAMPLE.read_bytes())
+    assert poll_until_final(stack.api_url, task_id)[-1]["state"] == "SUCCESS"
+
+    # Then each function that handled it logged JSON lines with its task id
+    records = function_log_records(stack)
+    about_it = {function for function, record in records if record.get("task_id") == task_id}
+    assert {"ApiFunction", "IntakeFunction", "ProcessorFunction"} <= about_it
+    # And no line lacks a task id, but refusals of requests that never made a task
+    anonymous = [record for _, record in records if "task_id" not in record]
+    assert all(record["message"] == "request refused" for record in anonymous), anonymous[:3]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 ALLOWED_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/webp")
 
@@ -25,7 +26,8 @@ class StoredObject:
 class MediaStore:
     def __init__(self, bucket: str, client: Any | None = None) -> None:
         self._bucket = bucket
-        self._s3 = client or boto3.client("s3")
+        # SigV4 everywhere: presigned URLs then carry X-Amz-Expires, which S3 caps at 7 days.
+        self._s3 = client or boto3.client("s3", config=Config(signature_version="s3v4"))
 
     def presigned_upload(self, key: str, *, content_type: str | None, max_bytes: int, expires_in: int) -> PresignedPost:
         """A POST policy pinning the key, the size range and the content type (exact when declared)."""

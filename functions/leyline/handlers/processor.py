@@ -47,11 +47,13 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
     data_keyword_argument="job", persistence_store=persistence, config=idempotency, key_prefix="model-run"
 )
 def process_job(job: UploadJob) -> dict[str, Any]:
-    metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
     outcome = run_model(tasks, media, settings, job)
-    metric = {"SUCCESS": "TasksSucceeded", "FAILURE": "TasksFailed"}.get(outcome.state)
-    if metric:
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    if outcome.ran:
+        metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
+        result = "TasksSucceeded" if outcome.state == "SUCCESS" else "TasksFailed"
+        metrics.add_metric(name=result, unit=MetricUnit.Count, value=1)
+    if outcome.queue_wait_seconds is not None:
+        metrics.add_metric(name="QueueWait", unit=MetricUnit.Seconds, value=outcome.queue_wait_seconds)
     logger.info("task finished", extra=asdict(outcome))
     return asdict(outcome)
 

@@ -5,7 +5,6 @@ template.yaml gives it, so each keeps its own IAM role, and GET /openapi.json do
 (No `from __future__ import annotations` here: Powertools reads the route annotations at runtime.)
 """
 
-
 import json
 from pathlib import Path
 from typing import Any

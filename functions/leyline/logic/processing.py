@@ -55,6 +55,8 @@ class Outcome:
     task_id: str
     state: str
     error_code: str | None = None
+    ran: bool = True  # False when there was nothing to do (unknown or already finished task)
+    queue_wait_seconds: float | None = None  # from upload seen to model start, for this run
 
 
 def run_model(tasks: TaskRepository, media: MediaStore, settings: Settings, job: UploadJob) -> Outcome:
@@ -62,10 +64,11 @@ def run_model(tasks: TaskRepository, media: MediaStore, settings: Settings, job:
     so that the queue retries it. Calling it again for a finished task changes nothing."""
     task = tasks.get(job.task_id)
     if task is None:
-        return Outcome(job.task_id, "UNKNOWN_TASK")
+        return Outcome(job.task_id, "UNKNOWN_TASK", ran=False)
     if task.state.is_final:
-        return Outcome(job.task_id, task.state.value)
+        return Outcome(job.task_id, task.state.value, ran=False)
     now = utc_now()
+    waited = (now - task.queued_at).total_seconds() if task.queued_at else None
     tasks.mark_processing(job.task_id, queue_sequence(now), now)
     progress = ProgressReporter(tasks, job.task_id, floor=task.progress)
     started = time.monotonic()
@@ -74,10 +77,10 @@ def run_model(tasks: TaskRepository, media: MediaStore, settings: Settings, job:
         video = _render_in_model_time(image, settings, progress, started)
     except InvalidImage as exc:
         tasks.mark_failed(job.task_id, exc.code, exc.message, utc_now())
-        return Outcome(job.task_id, TaskState.FAILURE.value, exc.code)
+        return Outcome(job.task_id, TaskState.FAILURE.value, exc.code, queue_wait_seconds=waited)
     media.put(video_key(job.task_id), video, "video/mp4")
     tasks.mark_succeeded(job.task_id, utc_now())
-    return Outcome(job.task_id, TaskState.SUCCESS.value)
+    return Outcome(job.task_id, TaskState.SUCCESS.value, queue_wait_seconds=waited)
 
 
 class ProgressStore(Protocol):
