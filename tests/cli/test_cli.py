@@ -105,6 +105,11 @@ def _not_an_image(api_url: str, tmp_path: Path) -> list[str]:
     return ["generate", "x.png", "--api", api_url]
 
 
+def _too_big(api_url: str, tmp_path: Path) -> list[str]:
+    (tmp_path / "huge.png").write_bytes(png() + bytes(11 * 1024 * 1024))  # past MaxUploadBytes' 10 MiB
+    return ["generate", "huge.png", "--api", api_url]
+
+
 def _unreachable(api_url: str, tmp_path: Path) -> list[str]:
     (tmp_path / "photo.png").write_bytes(png())
     return ["generate", "photo.png", "--api", f"http://127.0.0.1:{free_port()}"]  # nothing listens there
@@ -119,10 +124,11 @@ def _unknown_task(api_url: str, tmp_path: Path) -> list[str]:
     [
         (_missing_file, 3, "FILE_NOT_FOUND", "nowhere.png: no such file"),
         (_not_an_image, 3, "UNSUPPORTED_FORMAT", "x.png is not a PNG, JPEG or WebP image"),
+        (_too_big, 3, "FILE_TOO_LARGE", "huge.png: The image is"),
         (_unreachable, 4, "API_UNREACHABLE", "cannot reach the Leyline API at http://127.0.0.1:"),
         (_unknown_task, 5, "TASK_NOT_FOUND", f"No task {UNKNOWN_TASK} exists"),
     ],
-    ids=["missing-file", "not-an-image", "unreachable-api", "unknown-task"],
+    ids=["missing-file", "not-an-image", "too-big", "unreachable-api", "unknown-task"],
 )
 @pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
 def test_each_failure_is_one_line_and_a_documented_exit_code(

@@ -39,9 +39,9 @@ class LeylineClient:
         self.timeout = timeout
         self.poll_seconds = poll_seconds
 
-    def create_upload(self, content_type: str) -> dict[str, Any]:
-        """POST /uploads: a new task and the presigned POST to send its image with."""
-        body = json.dumps({"content_type": content_type}).encode()
+    def create_upload(self, content_type: str, size: int) -> dict[str, Any]:
+        """POST /uploads: a new task and the presigned POST to send its image with (refused if too big)."""
+        body = json.dumps({"content_type": content_type, "size": size}).encode()
         return self._json("POST", "/uploads", body, {"Content-Type": "application/json"})
 
     def upload(self, ticket: dict[str, Any], image: bytes, content_type: str, on_progress: Progress) -> None:

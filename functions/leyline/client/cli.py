@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from leyline.client.api import LeylineClient, sniff_image_type
-from leyline.client.errors import ClientError, ExitCode, Interrupted, LocalFileError, TaskFailed
+from leyline.client.errors import ApiError, ClientError, ExitCode, Interrupted, LocalFileError, TaskFailed
 from leyline.client.progress import ProgressLine, duration, percent_of
 
 DEFAULT_API = "http://localhost:8080"
@@ -106,13 +106,14 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _make_video(client: LeylineClient, image: ImageFile, target: Path, progress: ProgressLine) -> dict[str, Any]:
-    ticket = client.create_upload(image.content_type)
+    try:
+        ticket = client.create_upload(image.content_type, image.size)
+    except ApiError as exc:
+        if exc.code == "FILE_TOO_LARGE":  # the API judged the declared size: still the local file's problem
+            raise LocalFileError(f"{image.path}: {exc.message}", exc.code) from exc
+        raise
     task_id = ticket["task_id"]
     print(f"task {task_id}", file=sys.stderr)  # so a person can come back to it with `leyline status`
-    if image.size > ticket["max_bytes"]:
-        raise LocalFileError(
-            f"{image.path} is {image.size} bytes; the API takes at most {ticket['max_bytes']}", "FILE_TOO_LARGE"
-        )
     try:
         data = _read(image.path)
         client.upload(
