@@ -6,6 +6,7 @@ template.yaml gives it, so each keeps its own IAM role, and GET /openapi.json do
 """
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def web_page() -> Response[str]:
 
 @app.get("/openapi.json", summary="This document", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return Response(200, "application/json", OPENAPI_DOCUMENT)
+    return Response(200, "application/json", _openapi_document())
 
 
 @app.post(
@@ -135,6 +136,7 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{where}: {problem['msg']}"
 
 
+@cache  # built on first request, not at cold start: most invocations never need it
 def _openapi_document() -> str:
     """Powertools documents routes and responses; the two request bodies are added from their models."""
     document: dict[str, Any] = json.loads(
@@ -161,6 +163,3 @@ def _openapi_document() -> str:
         },
     }
     return json.dumps(document)
-
-
-OPENAPI_DOCUMENT = _openapi_document()
