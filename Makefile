@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+CHECKOV_VENV ?= .venv-checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help up test lint typecheck template-check unit integration build deploy clean
+.PHONY: help up test lint typecheck unit integration checkov-venv build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,16 +21,26 @@ $(VENV)/.dev-installed: $(VENV)/.local-installed
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# checkov pins boto3, packaging and networkx below ours: it gets a venv of its own.
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed ## checkov in its own venv (its pins clash with ours)
+
 up: $(VENV)/.local-installed ## run the whole product locally on an embedded moto server (no Docker)
 	$(PY) -m infra
 
 test: lint typecheck ## run every check: lint, types, template checks, unit, handler and integration tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev-installed ## ruff (lint + format) and cfn-lint
+lint: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## ruff (lint + format), cfn-lint and checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --quiet --compact
 
 typecheck: $(VENV)/.dev-installed ## mypy over functions, infra, tests
 	$(VENV)/bin/mypy
@@ -47,4 +58,4 @@ deploy: build ## deploy to the AWS account of your current credentials
 	sam deploy --guided
 
 clean: ## remove the virtualenv and build output
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

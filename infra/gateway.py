@@ -16,14 +16,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.functions import Console, FunctionPool, Invocation, PayloadTooLargeError
 from infra.template import CorsConfig, HttpApiSpec, Stack
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# API Gateway's HTTP API quota "total combined size of request line and header values" (not adjustable).
+MAX_REQUEST_LINE_AND_HEADER_VALUES_BYTES = 10240
+# How long a connection may sit idle or trickle its request before it is dropped.
+SOCKET_TIMEOUT_SECONDS = 30.0
 # API Gateway's longest integration wait; also how long a request waits for a free worker.
 INTEGRATION_TIMEOUT_SECONDS = 30.0
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript")
@@ -121,44 +126,88 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    timeout = SOCKET_TIMEOUT_SECONDS
 
     def do_ANY(self) -> None:
         started = time.monotonic()
         self.request_id = str(uuid.uuid4())  # requestContext.requestId and apigw-requestid alike
         gateway = self.server.gateway
-        status, function = self._dispatch(gateway)
+        if _request_line_and_header_values_bytes(self) > MAX_REQUEST_LINE_AND_HEADER_VALUES_BYTES:
+            self.close_connection = True  # any body stays unread
+            cors = gateway.api.cors
+            status = self._message(431, "Request Header Fields Too Large", cors, self.headers.get("origin"))
+            function = None
+        else:
+            status, function = self._dispatch(gateway)
         elapsed = (time.monotonic() - started) * 1000
         via = f" via {function}" if function else ""
-        gateway.console.line(_SOURCE, f"{self.command} {self.path} -> {status}{via} ({elapsed:.0f} ms)")
+        gateway.console.line(_SOURCE, f"{self.command} {self._target()} -> {status}{via} ({elapsed:.0f} ms)")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_ANY
 
+    if not TYPE_CHECKING:  # (hidden from mypy, which would otherwise accept any attribute of the handler)
+
+        def __getattr__(self, name: str) -> Any:
+            """Any other method (TRACE, CONNECT, ...) is routed too: an ANY route ($default) takes it."""
+            if name.startswith("do_"):
+                return self.do_ANY
+            raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: do_ANY logs one line per request."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, a header line over 64 KiB, over 100
+        headers, a timeout) as a JSON `{"message"}` like the gateway's other answers, not an HTML page."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unreadable request line: answer with a status line all the same
+            self.request_version = "HTTP/1.1"
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        body = json.dumps({"message": phrase}).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("connection", "close")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+        self.server.gateway.console.line(_SOURCE, f"refused a request: {code} {message or phrase}")
 
     def _dispatch(self, gateway: Gateway) -> tuple[int, str | None]:
         cors = gateway.api.cors
         origin = self.headers.get("origin")
         if cors and self.command == "OPTIONS" and "access-control-request-method" in self.headers:
             return self._reply(204, _preflight_headers(cors, origin), b""), None
-        url = urlsplit(self.path)
-        found = gateway.find_route(self.command, url.path)
+        raw_path, raw_query = _split_target(self._target())
+        found = gateway.find_route(self.command, raw_path)
         if found is None:
             return self._message(404, "Not Found", cors, origin), None
         route, params = found
-        length = int(self.headers.get("content-length") or 0)
+        declared_length = (self.headers.get("content-length") or "0").strip()
+        if not declared_length.isdigit() or not declared_length.isascii():
+            self.close_connection = True  # where the body ends is unknown
+            return self._message(400, "Bad Request", cors, origin), route.function
+        length = int(declared_length)
         if length > MAX_BODY_BYTES:
             self.close_connection = True  # the body stays unread
             return self._message(413, "Request Entity Too Large", cors, origin), route.function
         if "chunked" in self.headers.get("transfer-encoding", ""):
             self.close_connection = True
             return self._message(411, "Length Required", cors, origin), route.function
-        event = self._event(gateway, route, params, url.path, url.query, self.rfile.read(length))
+        event = self._event(gateway, route, params, raw_path, raw_query, self.rfile.read(length))
         try:
             invocation = gateway.pools[route.function].invoke(event, wait_seconds=INTEGRATION_TIMEOUT_SECONDS)
         except PayloadTooLargeError:
             return self._message(413, "Request Entity Too Large", cors, origin), route.function
         return self._respond(invocation, cors, origin), route.function
+
+    def _target(self) -> str:
+        """The request target as sent: http.server collapses a leading `//` in self.path, API Gateway does not."""
+        words = self.requestline.split()
+        return words[1] if len(words) == 3 else self.path
 
     def _event(
         self, gateway: Gateway, route: Route, params: dict[str, str], raw_path: str, raw_query: str, body: bytes
@@ -255,6 +304,22 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         return status
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """Path and query of the request target, the path as sent (urlsplit would read `//a/b` as host `a`)."""
+    if target.lower().startswith(("http://", "https://")):  # absolute form: drop scheme and host
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    path, _, query = target.partition("#")[0].partition("?")
+    return path, query
+
+
+def _request_line_and_header_values_bytes(handler: BaseHTTPRequestHandler) -> int:
+    values = handler.headers.values()
+    return len(handler.requestline.encode("latin-1", "replace")) + sum(
+        len(value.encode("latin-1", "replace")) for value in values
+    )
 
 
 def _http_response(invocation: Invocation) -> tuple[int, dict[str, str], tuple[str, ...], bytes]:

@@ -14,6 +14,10 @@ from leyline.errors import InvalidTaskId
 UPLOAD_PREFIX = "uploads/"
 VIDEO_PREFIX = "videos/"
 _TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# What parse_task_id accepts, as the OpenAPI document states it: any case, optionally the seed's `.mp4`.
+TASK_ID_PATTERN = (
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}" r"(\.[mM][pP]4)?$"
+)
 
 
 class TaskState(StrEnum):

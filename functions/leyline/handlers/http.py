@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -31,8 +32,35 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
+# A <variable> path segment, as Powertools matches it (its _SAFE_URI, _UNSAFE_URI and word characters).
+_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
+
+
+class _Resolver(APIGatewayHttpResolver):
+    """Remembers which methods each route path takes, so that a wrong method answers 405 with Allow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._methods_by_path: list[tuple[re.Pattern[str], tuple[str, ...]]] = []
+
+    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
+        methods = (method,) if isinstance(method, str) else tuple(method)
+        pattern = re.compile(
+            "".join(
+                _SEGMENT if re.fullmatch(r"<\w+>", part) else re.escape(part) for part in re.split(r"(<\w+>)", rule)
+            )
+        )
+        self._methods_by_path.append((pattern, tuple(m.upper() for m in methods)))
+        return super().route(rule, method, *args, **kwargs)
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods of the routes whose path matches `path` (empty: no such path)."""
+        found = {m for pattern, methods in self._methods_by_path if pattern.fullmatch(path) for m in methods}
+        return sorted(found)
+
+
 def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver()
+    app = _Resolver()
 
     @app.exception_handler(LeylineError)
     def _domain_error(exc: LeylineError) -> Response[str]:
@@ -42,6 +70,15 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
+        """What API Gateway's $default route brings here: an unknown path (404) or a wrong method (405)."""
+        allowed = app.allowed_methods(app.current_event.path)
+        if allowed:
+            return error_response(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"{app.current_event.http_method} is not supported here; use {' or '.join(allowed)}.",
+                {"Allow": ", ".join(allowed)},
+            )
         return error_response(404, "NOT_FOUND", "No such route.")
 
     @app.exception_handler(Exception)
@@ -67,7 +104,7 @@ def json_object(event: APIGatewayProxyEventV2) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
         raise BadRequest("The request body is not valid JSON.", code="MALFORMED_JSON") from exc
     if not isinstance(parsed, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -79,11 +116,16 @@ def multipart_file(event: APIGatewayProxyEventV2, field: str) -> bytes:
     content_type = event.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise BadRequest(f"Send the image as multipart/form-data in the field '{field}'.", code="MISSING_IMAGE")
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw_body(event)
-    )
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == field:
-            payload = part.get_payload(decode=True)
-            return payload if isinstance(payload, bytes) else b""
+    try:
+        message = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw_body(event)
+        )
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == field:
+                payload = part.get_payload(decode=True)
+                return payload if isinstance(payload, bytes) else b""
+    except (RecursionError, UnicodeEncodeError) as exc:  # parts nested too deep; a non-Latin-1 Content-Type
+        raise BadRequest(
+            f"The form cannot be read; send the image in the field '{field}'.", code="MISSING_IMAGE"
+        ) from exc
     raise BadRequest(f"The form has no '{field}' field; send the image in it.", code="MISSING_IMAGE")

@@ -30,7 +30,7 @@ from leyline.handlers.schemas import (
     VideoRedirectBody,
 )
 from leyline.logic.tasks import create_inline_upload, create_presigned_upload, get_status, video_location
-from leyline.models import parse_task_id, utc_now
+from leyline.models import TASK_ID_PATTERN, parse_task_id, utc_now
 
 settings = Settings.from_env()
 tasks = TaskRepository(settings.tasks_table)
@@ -150,6 +150,14 @@ def _openapi_document() -> str:
         "required": False,
         "content": {"application/json": {"schema": CreateUploadRequest.model_json_schema()}},
     }
+    for path in ("/status/{task_id}", "/video/{task_id}"):
+        for parameter in document["paths"][path]["get"]["parameters"]:
+            if parameter["name"] == "task_id":
+                parameter["schema"] = {
+                    "type": "string",
+                    "pattern": TASK_ID_PATTERN,
+                    "description": "A task id (a UUID), or the seed's video file name <task_id>.mp4",
+                }
     document["paths"]["/upload"]["post"]["requestBody"] = {
         "required": True,
         "content": {
@@ -157,7 +165,7 @@ def _openapi_document() -> str:
                 "schema": {
                     "type": "object",
                     "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "properties": {"image": {"type": "string", "format": "binary", "minLength": 1}},
                 }
             }
         },

@@ -3,20 +3,34 @@ the API in GET /openapi.json."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES
 from leyline.models import TaskState
 
 
 class CreateUploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Documented as the accepted values; other values are still parsed, and answered 415 / 400 / 413.
     content_type: str | None = Field(
-        default=None, description="The image's type, pinned in the upload policy.", examples=["image/png"]
+        default=None,
+        description="The image's type, pinned in the upload policy.",
+        examples=["image/png"],
+        json_schema_extra={"enum": [*ALLOWED_UPLOAD_TYPES, None]},
     )
     size: int | None = Field(
-        default=None, strict=True, description="The file's size in bytes, checked before a task is created."
+        default=None,
+        strict=True,
+        description="The file's size in bytes, checked before a task is created.",
+        json_schema_extra={"minimum": 1},
     )
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _integral_number(cls, value: object) -> object:
+        """JSON Schema's integer includes 162.0; strings, booleans and 1.5 stay refused."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class ErrorDetail(BaseModel):

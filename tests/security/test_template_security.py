@@ -1,0 +1,218 @@
+"""What template.yaml promises about the deployed stack's security, read from the template and from
+what the SAM transform makes of it (the IAM roles, the API stage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.security.sam import resources_of_type, source_template, transformed_template
+
+FUNCTIONS = ("ApiFunction", "StatusFunction", "IntakeFunction", "ProcessorFunction", "DeadLetterFunction")
+SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction"}
+MANAGED = "arn:aws:iam::aws:policy/"
+
+# The only AWS managed policies a function role may carry; SAM attaches them, none is ours to scope.
+ALLOWED_MANAGED_POLICIES = {
+    # Every function: create its log group/stream and write its logs (logs:* on log groups only).
+    f"{MANAGED}service-role/AWSLambdaBasicExecutionRole",
+    # Tracing: Active. X-Ray has no resource-level permissions, hence its Resource "*".
+    f"{MANAGED}AWSXrayWriteOnlyAccess",
+    # Every SQS event source: the event source mapping polls with the function's role (ReceiveMessage,
+    # DeleteMessage, GetQueueAttributes on "*"); SAM adds it whenever a function has an SQS event.
+    f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole",
+}
+
+# What each function's own code calls, and nothing more. A new AWS call in a function needs a line here
+# and a statement in template.yaml (IAM is not enforced locally, so only this catches a missing grant).
+EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
+    "ApiFunction": {
+        ("dynamodb:PutItem", "TasksTable"),
+        ("dynamodb:Query", "TasksTable/index/ClientIndex"),
+        ("s3:PutObject", "MediaBucket/uploads/*"),
+    },
+    "StatusFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:Query", "TasksTable/index/QueueIndex"),
+        ("s3:GetObject", "MediaBucket/videos/*"),
+    },
+    "IntakeFunction": {("dynamodb:UpdateItem", "TasksTable")},
+    "ProcessorFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("dynamodb:GetItem", "IdempotencyTable"),
+        ("dynamodb:PutItem", "IdempotencyTable"),
+        ("dynamodb:UpdateItem", "IdempotencyTable"),
+        ("dynamodb:DeleteItem", "IdempotencyTable"),
+        ("s3:GetObject", "MediaBucket/uploads/*"),
+        ("s3:ListBucket", "MediaBucket"),
+        ("s3:PutObject", "MediaBucket/videos/*"),
+        ("sqs:GetQueueUrl", "JobsQueue"),
+        ("sqs:ChangeMessageVisibility", "JobsQueue"),
+    },
+    "DeadLetterFunction": {("dynamodb:UpdateItem", "TasksTable")},
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return source_template()
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict[str, Any]:
+    return transformed_template()
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_statements(transformed: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = transformed["Resources"][f"{function}Role"]["Properties"]
+    return [
+        statement for policy in role.get("Policies", []) for statement in _listed(policy["PolicyDocument"]["Statement"])
+    ]
+
+
+def _resource_name(resource: Any) -> str:
+    """`!GetAtt X.Arn` -> X; `!Sub "${X.Arn}/rest"` -> X/rest; anything else as it is."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return str(resource["Fn::GetAtt"][0])
+    if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
+        return str(resource["Fn::Sub"]).replace("${", "").replace(".Arn}", "")
+    return str(resource)
+
+
+# ---- bucket -----------------------------------------------------------------------------------
+def test_bucket_blocks_public_access_encrypts_and_grants_no_one_but_the_account(template):
+    # Given the media bucket and its policy
+    bucket = template["Resources"]["MediaBucket"]["Properties"]
+    policies = resources_of_type(template, "AWS::S3::BucketPolicy")
+
+    # Then every public access block is on, objects are encrypted at rest, ACLs are disabled
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert encryption["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert bucket.get("AccessControl", "Private") == "Private"
+
+    # And no bucket policy allows anyone: its only statements deny
+    statements = [s for p in policies.values() for s in _listed(p["Properties"]["PolicyDocument"]["Statement"])]
+    assert statements
+    assert all(statement["Effect"] == "Deny" for statement in statements)
+
+
+def test_bucket_refuses_every_request_that_is_not_tls(template):
+    # Given the bucket policy
+    (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": "MediaBucket"}
+    statements = _listed(policy["Properties"]["PolicyDocument"]["Statement"])
+
+    # Then one statement denies every S3 action on the bucket and its objects without TLS, for everyone
+    tls_only = [s for s in statements if s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+    assert len(tls_only) == 1
+    statement = tls_only[0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] in ("s3:*", ["s3:*"])
+    assert statement["Resource"] == [{"Fn::GetAtt": ["MediaBucket", "Arn"]}, {"Fn::Sub": "${MediaBucket.Arn}/*"}]
+
+
+# ---- API --------------------------------------------------------------------------------------
+def test_every_route_of_the_http_api_is_throttled(template, transformed):
+    # Given the HttpApi's default route settings
+    settings = template["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]
+
+    # Then a rate and a burst limit are set
+    assert 0 < settings["ThrottlingRateLimit"] <= settings["ThrottlingBurstLimit"]
+
+    # And the deployed stage carries them, so they apply to every route ($default included)
+    (stage,) = resources_of_type(transformed, "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": settings["ThrottlingBurstLimit"],
+        "ThrottlingRateLimit": settings["ThrottlingRateLimit"],
+    }
+
+
+def test_requests_no_route_matches_go_to_the_api_function_for_an_error_object(transformed):
+    # Given the HttpApi's OpenAPI body after the transform
+    body = transformed["Resources"]["HttpApi"]["Properties"]["Body"]
+
+    # Then its $default route takes any method and is integrated with ApiFunction
+    default = body["paths"]["$default"]["x-amazon-apigateway-any-method"]
+    assert default["isDefaultRoute"] is True
+    assert "${ApiFunction.Arn}" in default["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+
+
+# ---- CORS -------------------------------------------------------------------------------------
+def test_cors_origins_come_from_one_parameter_whose_default_allows_no_wildcard(template, transformed):
+    # Given the CorsAllowedOrigins parameter
+    parameter = template["Parameters"]["CorsAllowedOrigins"]
+    defaults = [origin.strip() for origin in str(parameter["Default"]).split(",")]
+
+    # Then it is a list of explicit origins, none of them "*" or a pattern
+    assert parameter["Type"] == "CommaDelimitedList"
+    assert defaults
+    assert all(origin.startswith(("http://", "https://")) and "*" not in origin for origin in defaults)
+
+    # And both the HttpApi and the bucket take their allowed origins from it
+    api_cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert api_cors["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    (rule,) = template["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    assert set(rule["AllowedMethods"]) <= {"GET", "POST"}
+
+    # And the deployed API allows exactly those origins
+    assert transformed["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]["allowOrigins"] == (
+        defaults
+    )
+    assert not api_cors.get("AllowCredentials", False)
+
+
+# ---- IAM --------------------------------------------------------------------------------------
+def test_no_function_role_grants_a_wildcard_action_or_resource(transformed):
+    # Given every function's role after the SAM transform
+    for function in FUNCTIONS:
+        statements = _role_statements(transformed, function)
+        assert statements, f"{function} has no inline policy"
+
+        # Then no inline statement allows "*" or "service:*" actions, nor "*" resources, nor uses Not*
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            assert not {"NotAction", "NotResource", "NotPrincipal"} & set(statement), statement
+            for action in _listed(statement["Action"]):
+                assert "*" not in action, f"{function} grants {action}"
+            for resource in _listed(statement["Resource"]):
+                assert resource != "*", f"{function} grants {statement['Action']} on every resource"
+                assert not str(_resource_name(resource)).startswith("arn:"), f"{function}: {resource} is not ours"
+
+
+def test_managed_policies_are_only_the_ones_sam_attaches(transformed):
+    # Given every function's role
+    for function in FUNCTIONS:
+        managed = set(transformed["Resources"][f"{function}Role"]["Properties"].get("ManagedPolicyArns", []))
+
+        # Then it carries only the listed exceptions: logs and X-Ray for all, SQS polling for SQS-triggered ones
+        assert managed <= ALLOWED_MANAGED_POLICIES, f"{function}: {managed - ALLOWED_MANAGED_POLICIES}"
+        assert (f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole" in managed) == (function in SQS_TRIGGERED)
+
+
+def test_each_function_is_granted_exactly_what_its_code_calls(transformed):
+    # Given every function's inline statements
+    for function, expected in EXPECTED_GRANTS.items():
+        granted = {
+            (action, _resource_name(resource))
+            for statement in _role_statements(transformed, function)
+            for action in _listed(statement["Action"])
+            for resource in _listed(statement["Resource"])
+        }
+
+        # Then they grant exactly the actions, on exactly the resources (and key prefixes), it uses
+        assert granted == expected, f"{function}: extra {granted - expected}, missing {expected - granted}"
