@@ -120,6 +120,8 @@ class Gateway:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # http.server queues only 5 pending connections: a burst of uploads would see connection resets.
+    request_queue_size = 128
     gateway: Gateway
 
 

@@ -48,14 +48,24 @@ def worker_environment(stack: Stack, spec: FunctionSpec, endpoint_url: str) -> d
 class LocalRuntime:
     """Every function of the stack, its event sources and, if declared, the HttpApi."""
 
-    def __init__(self, stack: Stack, *, endpoint_url: str, api_port: int, console: Console) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        endpoint_url: str,
+        api_port: int,
+        console: Console,
+        function_endpoint_url: str | None = None,
+    ) -> None:
+        """`function_endpoint_url`: where the functions' AWS calls go (infra.faults' proxy), if not
+        `endpoint_url`; the SQS pollers, being Lambda's and not the functions', always use `endpoint_url`."""
         self.stack = stack
         self.console = console
         self._stopping = threading.Event()
         self.pools = {
             logical_id: FunctionPool(
                 spec,
-                worker_environment(stack, spec, endpoint_url),
+                worker_environment(stack, spec, function_endpoint_url or endpoint_url),
                 console,
                 capacity=DEFAULT_CONCURRENCY if spec.reserved_concurrency is None else spec.reserved_concurrency,
             )

@@ -34,6 +34,8 @@ class Settings:
     aws_endpoint: str | None = None  # an external emulator; None starts the embedded moto server
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     exit_with_parent: bool = False  # set by infra.testing: a killed test run leaves no stack behind
+    faults: bool = False  # the functions reach AWS through infra.faults' proxy (LEYLINE_FAULTS=1)
+    faults_port: int = 4567
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -47,6 +49,8 @@ class Settings:
             aws_endpoint=env.get("AWS_ENDPOINT_URL") or None,
             parameter_overrides=overrides,
             exit_with_parent=env.get("LEYLINE_EXIT_WITH_PARENT") == "1",
+            faults=env.get("LEYLINE_FAULTS") == "1",
+            faults_port=int(env.get("LEYLINE_FAULTS_PORT") or cls.faults_port),
         )
 
     def load_stack(self) -> Stack:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -18,11 +21,14 @@ from typing import Any
 
 import boto3
 
+from infra.faults import CONTROL_PATH
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, REGION, REPO_ROOT, Settings
 from infra.template import Stack
 
 _POLL_SECONDS = 0.1
 _LOG_TAIL_LINES = 60
+_CONTROL_TIMEOUT_SECONDS = 10.0
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, whatever HTTP_PROXY says
 
 
 class LocalStackError(RuntimeError):
@@ -50,12 +56,22 @@ class LocalStack:
         log_dir: Path | None = None,
         ready_timeout: float = 60.0,
         stop_timeout: float = 15.0,
+        faults: bool = False,
     ) -> None:
+        """`faults`: the functions reach AWS through infra.faults' proxy; see inject_fault()."""
         self.api_port = api_port or free_port()
         self.aws_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.faults_endpoint: str | None = None  # the proxy: what the functions use as AWS_ENDPOINT_URL
+        self.faults_url: str | None = None  # its control API
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="leyline-stack-")) / "stack.log"
-        self.env = self._environment(template, env or {}, parameter_overrides or {})
+        extra = dict(env or {})
+        if faults:
+            faults_port = free_port()
+            extra.update(LEYLINE_FAULTS="1", LEYLINE_FAULTS_PORT=str(faults_port))
+            self.faults_endpoint = f"http://127.0.0.1:{faults_port}"
+            self.faults_url = f"{self.faults_endpoint}{CONTROL_PATH}"
+        self.env = self._environment(template, extra, parameter_overrides or {})
         # An AWS_ENDPOINT_URL in `env` (e.g. a LocalStack) replaces the embedded moto server.
         self.aws_endpoint = self.env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"
         self.stack: Stack = Settings.from_env(self.env).load_stack()
@@ -147,6 +163,54 @@ class LocalStack:
             raise LocalStackError(
                 f"unclean stop: exit {process.returncode}, workers left {leftovers}:\n{self.log_tail()}"
             )
+
+    # ---- injected faults (LocalStack(faults=True)) -----------------------------------------------
+    def inject_fault(
+        self,
+        service: str,
+        operation: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        count: int | None = 1,
+        match: str | list[str] | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """The next `count` (None: every, until cleared) of the functions' calls of `service` `operation`
+        (None: any) whose 'METHOD path?query' or body contains `match` (each of them, for a list) fail with
+        `status` and `code` (defaults: S3 503 SlowDown, DynamoDB 400 ProvisionedThroughputExceededException,
+        SQS 400 ThrottlingException). Returns the fault as the proxy lists it."""
+        spec: dict[str, Any] = {"service": service, "count": count}
+        optional = {"operation": operation, "status": status, "code": code, "match": match, "message": message}
+        spec.update({name: value for name, value in optional.items() if value is not None})
+        fault: dict[str, Any] = self._faults("POST", spec)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Removes every fault and resets the request counts."""
+        self._faults("DELETE")
+
+    def fault_hits(self) -> list[dict[str, Any]]:
+        """Every fault injected since the last clear, with its `hits` and `remaining` count."""
+        faults: list[dict[str, Any]] = self._faults("GET")["faults"]
+        return faults
+
+    def aws_requests(self) -> dict[str, int]:
+        """How many calls of each "service:Operation" the functions made through the proxy since the last clear."""
+        counts: dict[str, int] = self._faults("GET")["requests"]
+        return counts
+
+    def _faults(self, method: str, body: Any = None) -> Any:
+        if self.faults_url is None:
+            raise LocalStackError("this stack runs without the fault proxy: use LocalStack(faults=True)")
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.faults_url, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with _DIRECT.open(request, timeout=_CONTROL_TIMEOUT_SECONDS) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            raise LocalStackError(f"fault proxy refused {method}: {error.read().decode(errors='replace')}") from None
 
     # ---- inspection ---------------------------------------------------------------------------
     def client(self, service: str, **kwargs: Any) -> Any:

@@ -83,7 +83,8 @@ class TaskRepository:
         """Any unfinished task can fail; a finished one keeps its outcome."""
         return self._update(
             task_id,
-            "SET #state = :failure, finished_at = :now, error_code = :code, error_message = :message REMOVE #queue",
+            "SET #state = :failure, finished_at = :now, error_code = :code, error_message = :message"
+            " REMOVE #queue, waiting_client",
             "#state IN (:pending, :queued, :processing)",
             {
                 ":failure": TaskState.FAILURE.value,

@@ -64,14 +64,23 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
         return
     # The queue hides a received job for 6 x the timeout; a crashed run should come back sooner.
     crash_retry = math.ceil(lambda_context.get_remaining_time_in_millis() / 1000) + CRASH_GRACE_SECONDS
-    jobs.hide_for(record.eventSourceARN, record.receiptHandle, crash_retry)
+    _hide(record, crash_retry)
     try:
         process_job(job=job)
     except Exception:
         attempt = int(record.attributes.ApproximateReceiveCount)
-        jobs.hide_for(record.eventSourceARN, record.receiptHandle, RETRY_BASE_SECONDS**attempt)
+        _hide(record, RETRY_BASE_SECONDS**attempt)
         logger.exception("task failed; the queue will retry it", extra={"attempt": attempt})
         raise
+
+
+def _hide(record: UploadedRecord, seconds: int) -> None:
+    """Best effort: if SQS refuses, the job keeps the queue's own visibility, which is slower but safe;
+    failing the job over it would hide it for 6 x the Timeout and hold up everyone behind it."""
+    try:
+        jobs.hide_for(record.eventSourceARN, record.receiptHandle, seconds)
+    except Exception:
+        logger.warning("could not change the job's visibility", extra={"seconds": seconds}, exc_info=True)
 
 
 @logger.inject_lambda_context(clear_state=True)
