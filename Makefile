@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 CHECKOV_VENV ?= .venv-checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help up test lint typecheck unit integration checkov-venv build deploy clean
+.PHONY: help up test lint typecheck unit integration bench checkov-venv build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ unit: $(VENV)/.dev-installed ## fast tests only (no local stack)
 
 integration: $(VENV)/.dev-installed ## tests over real HTTP against the local stack
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev-installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
+	$(PY) -m bench $(BENCH_ARGS)
 
 build: ## sam build (needs aws-sam-cli and a python3.12 on PATH; no Docker)
 	sam build

@@ -4,12 +4,13 @@ poller (the moment a response showed a state), both on this machine's wall clock
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.client import FINAL_STATES, StatusClient, epoch, photo_jpeg, upload, wait_final
-from bench.stack import bench_stack
+from bench.stack import bench_stack, template_model_seconds
 from bench.stats import ms, summary
 
 
@@ -49,7 +50,10 @@ def idle_overhead(samples: int, model_seconds: float, every: float) -> dict[str,
         _warm_up(stack.api_url, poller)
         for _ in range(samples):
             run = Run(*upload(stack.api_url, photo_jpeg()))
+            deadline = time.monotonic() + model_seconds + 60
             while not run.done:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"task {run.task_id} not finished; seen {run.seen}")
                 status = poller.status(run.task_id)
                 run.look(status, time.time())
                 if not run.done:
@@ -70,7 +74,11 @@ def idle_overhead(samples: int, model_seconds: float, every: float) -> dict[str,
         "beyond_model_time_ms": summary(ms(past_model), 1),
         "finish_to_seen_ms": summary(ms(to_seen), 1),
         "samples": [
-            {"overhead_ms": round(o * 1000, 1), "to_start_ms": round(a * 1000, 1), "beyond_model_ms": round(b * 1000, 1)}
+            {
+                "overhead_ms": round(o * 1000, 1),
+                "to_start_ms": round(a * 1000, 1),
+                "beyond_model_ms": round(b * 1000, 1),
+            }
             | {"finish_to_seen_ms": round(c * 1000, 1)}
             for o, a, b, c in zip(overhead, to_start, past_model, to_seen, strict=True)
         ],
@@ -95,16 +103,17 @@ def backlog(tasks: int, model_seconds: float, every: float) -> dict[str, Any]:
     if any(run.state != "SUCCESS" for run in runs):
         raise RuntimeError(f"a task failed: {[run.state for run in runs]}")
     order = sorted(runs, key=lambda run: run.started)
-    gaps = [later.started - earlier.finished for earlier, later in zip(order, order[1:], strict=False)]
+    gaps = [later.started - earlier.finished for earlier, later in itertools.pairwise(order)]
     seen_gaps = [
         later.seen["PROCESSING"] - earlier.seen["SUCCESS"]
-        for earlier, later in zip(order, order[1:], strict=False)
+        for earlier, later in itertools.pairwise(order)
         if "PROCESSING" in later.seen
     ]
     span = order[-1].finished - order[0].started
     busy = [run.finished - run.started for run in order]
     per_task_overhead = (span - model_seconds * tasks) / tasks
     origin = order[0].started
+    deployed = template_model_seconds()
     return {
         "tasks": tasks,
         "model_seconds": model_seconds,
@@ -116,8 +125,9 @@ def backlog(tasks: int, model_seconds: float, every: float) -> dict[str, Any]:
         "gap_seen_by_poller_ms": summary(ms(seen_gaps), 1) if seen_gaps else None,
         "task_time_beyond_model_ms": summary(ms([b - model_seconds for b in busy]), 1),
         "overhead_per_task_ms": round(per_task_overhead * 1000, 1),
-        # The same per-task overhead against the template's default model time.
-        "utilisation_at_30s_model": round(30 / (30 + per_task_overhead), 4),
+        # The same per-task overhead against the model time the template deploys with.
+        "template_model_seconds": deployed,
+        "utilisation_at_template_model": round(deployed / (deployed + per_task_overhead), 4),
         "timeline": [
             {
                 "uploaded": round(run.uploaded - origin, 3),

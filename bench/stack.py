@@ -12,6 +12,11 @@ from infra.testing import LocalStack
 _LIFTED_LIMITS = {"MaxWaitingTasksPerClient": "10000"}
 
 
+def template_model_seconds() -> float:
+    """The model time template.yaml deploys with (its ModelSeconds default)."""
+    return float(str(Settings().load_stack().parameters["ModelSeconds"]))
+
+
 def bench_stack(model_seconds: float, name: str) -> LocalStack:
     """A stack whose model takes `model_seconds`; its log goes to a temporary directory named after `name`."""
     declared = Settings().load_stack().parameters
