@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -106,9 +107,8 @@ def record_operations() -> dict[str, Any]:
     """Runs tasks with nobody polling, then polls a task in the model and a finished one, recording every
     request the functions make to AWS."""
     recording = Path(tempfile.mkdtemp(prefix="leyline-bench-cost-")) / "moto_recording.jsonl"
-    stack = bench_stack(_MODEL_SECONDS, "cost")
-    stack.env.update(MOTO_ENABLE_RECORDING="True", MOTO_RECORDER_FILEPATH=str(recording))
-    with stack:
+    recorder = {"MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)}
+    with bench_stack(_MODEL_SECONDS, "cost", env=recorder) as stack:
         poller = StatusClient(stack.api_url)
         _reset(stack.aws_endpoint)
         log_start = len(stack.log_text().splitlines())
@@ -134,6 +134,7 @@ def record_operations() -> dict[str, Any]:
             poller.status(task_id)
         finished = _classify(_entries(recording), stack.stack)
         poller.close()
+    shutil.rmtree(recording.parent, ignore_errors=True)
     reads = ("dynamodb_GetItem", "dynamodb_Query")
     return {
         "model_seconds": _MODEL_SECONDS,

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import itertools
 
 import matplotlib.pyplot as plt  # after choosing the headless backend
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 GOALS_MS = {"ApiFunction": 300, "StatusFunction": 300, "ProcessorFunction": 1000}
 PLOTS = {
@@ -201,6 +202,12 @@ def _plot_status(r: dict[str, Any], path: Path) -> None:
     ax.axvline(30, color="#c44e52", linestyle="--", label="goal: sequential p99 < 30 ms")
     ax.axhline(0.99, color="grey", linestyle=":", linewidth=1)
     ax.set_xscale("log")
+    every = r["sequential_samples_ms"] + r["concurrent_samples_ms"]
+    ax.set_xticks(
+        [t for t in (5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000) if min(every) / 2 <= t <= max(every) * 2]
+    )
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("GET /status latency, ms (log scale)")
     ax.set_ylabel("fraction of requests")
     ax.set_title("GET /status latency distribution (a QUEUED task, one ahead of it)")

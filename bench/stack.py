@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from infra.settings import Settings
@@ -17,11 +21,22 @@ def template_model_seconds() -> float:
     return float(str(Settings().load_stack().parameters["ModelSeconds"]))
 
 
-def bench_stack(model_seconds: float, name: str) -> LocalStack:
-    """A stack whose model takes `model_seconds`; its log goes to a temporary directory named after `name`."""
+@contextmanager
+def bench_stack(model_seconds: float, name: str, env: Mapping[str, str] | None = None) -> Iterator[LocalStack]:
+    """A running stack whose model takes `model_seconds`, stopped on the way out. Its log (and anything else
+    the benchmark keeps in `stack.log_path.parent`) is deleted after a clean run and kept after a failure."""
     declared = Settings().load_stack().parameters
     overrides = {key: value for key, value in _LIFTED_LIMITS.items() if key in declared}
-    log_dir = Path(tempfile.mkdtemp(prefix=f"leyline-bench-{name}-"))
-    return LocalStack(
-        env={"LEYLINE_MODEL_SECONDS": f"{model_seconds:g}"}, parameter_overrides=overrides, log_dir=log_dir
+    workdir = Path(tempfile.mkdtemp(prefix=f"leyline-bench-{name}-"))
+    stack = LocalStack(
+        env={"LEYLINE_MODEL_SECONDS": f"{model_seconds:g}", **(env or {})},
+        parameter_overrides=overrides,
+        log_dir=workdir,
     )
+    try:
+        with stack:
+            yield stack
+    except BaseException:
+        print(f"bench: {name}: the stack's log is kept in {stack.log_path}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
