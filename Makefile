@@ -4,14 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHECKOV_VENV ?= .venv-checkov
+SAM_VENV ?= .venv-sam
+# sam build needs a python3.12 (Lambda's runtime) on PATH to build without Docker; pyenv's will do.
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12))
+SAM := PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help up test lint typecheck unit integration bench checkov-venv build deploy clean
+.PHONY: help up test lint typecheck unit integration bench package-size checkov-venv build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.local-installed: pyproject.toml functions/requirements.txt
+$(VENV)/.local-installed: pyproject.toml functions/requirements.txt functions/layers/media/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[local]'
@@ -29,6 +33,13 @@ $(CHECKOV_VENV)/.installed:
 	touch $@
 
 checkov-venv: $(CHECKOV_VENV)/.installed ## checkov in its own venv (its pins clash with ours)
+
+# aws-sam-cli pins its own boto3 and more: it gets a venv of its own too.
+$(SAM_VENV)/.installed:
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+	touch $@
 
 up: $(VENV)/.local-installed ## run the whole product locally on an embedded moto server (no Docker)
 	$(PY) -m infra
@@ -51,14 +62,18 @@ unit: $(VENV)/.dev-installed ## fast tests only (no local stack)
 integration: $(VENV)/.dev-installed ## tests over real HTTP against the local stack
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev-installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
+bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
 	$(PY) -m bench $(BENCH_ARGS)
 
-build: ## sam build (needs aws-sam-cli and a python3.12 on PATH; no Docker)
-	sam build
+package-size: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## sam build, then each function's Lambda package size against the limits
+	$(PY) -m bench package
+
+build: $(SAM_VENV)/.installed ## sam build without Docker (needs a python3.12: pyenv's or on PATH)
+	@test -n "$(PYTHON312)" || { echo "sam build needs a python3.12 (set PYTHON312=/path/to/python3.12)"; exit 1; }
+	$(SAM) build
 
 deploy: build ## deploy to the AWS account of your current credentials
-	sam deploy --guided
+	$(SAM) deploy --guided
 
 clean: ## remove the virtualenv and build output
-	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

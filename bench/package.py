@@ -1,7 +1,7 @@
 """Lambda package size of each function, as `sam build` makes it (unzipped) and as it would be uploaded (zipped).
 
 sam build runs without Docker when a python3.12 is on PATH; aws-sam-cli lives in its own virtualenv
-(.venv-sam, `make bench` installs it) so that it does not pull its pins into the dev environment.
+(.venv-sam, `make bench` and `make package-size` install it) so that its pins stay out of the dev environment.
 """
 
 from __future__ import annotations
@@ -91,29 +91,43 @@ def largest(root: Path, count: int = 5) -> list[dict[str, Any]]:
 
 
 def package_sizes() -> dict[str, Any]:
+    """Each function's own package and the layers it uses. Lambda's unzipped limit counts the function and
+    its layers together; the direct-upload limit applies to each .zip (function or layer) on its own."""
     functions = Settings().load_stack().functions
     with tempfile.TemporaryDirectory(prefix="leyline-bench-sam-") as workdir:
         build_dir = Path(workdir) / "build"
         sam_build(build_dir)
         zipped_by_digest: dict[str, int] = {}
-        results = {}
-        for name in functions:
+
+        def measure(name: str) -> dict[str, Any]:
             root = build_dir / name
             unzipped, files = tree_size(root)
             digest = tree_digest(root)
             if digest not in zipped_by_digest:
                 zipped_by_digest[digest] = zipped_size(root, Path(workdir) / f"{name}.zip")
-            zipped = zipped_by_digest[digest]
+            return {"unzipped_bytes": unzipped, "zipped_bytes": zipped_by_digest[digest], "files": files}
+
+        layers = {
+            layer: measure(layer) | {"largest": largest(build_dir / layer / "python")}
+            for spec in functions.values()
+            for layer in spec.layers
+        }
+        results = {}
+        for name, spec in functions.items():
+            own = measure(name)
+            total = own["unzipped_bytes"] + sum(layers[layer]["unzipped_bytes"] for layer in spec.layers)
+            zips = [own["zipped_bytes"], *(layers[layer]["zipped_bytes"] for layer in spec.layers)]
             results[name] = {
-                "unzipped_bytes": unzipped,
-                "zipped_bytes": zipped,
-                "files": files,
-                "largest": largest(root),
-                "within_unzipped_limit": unzipped < UNZIPPED_LIMIT_BYTES,
-                "within_direct_upload_limit": zipped < DIRECT_UPLOAD_LIMIT_BYTES,
+                **own,
+                "layers": list(spec.layers),
+                "with_layers_unzipped_bytes": total,
+                "largest": largest(build_dir / name),
+                "within_unzipped_limit": total < UNZIPPED_LIMIT_BYTES,
+                "within_direct_upload_limit": max(zips) < DIRECT_UPLOAD_LIMIT_BYTES,
             }
     return {
-        "method": "sam build (no Docker, python3.12 on PATH), then a deflate .zip of each function's build directory",
+        "method": "sam build (no Docker, python3.12 on PATH), then a deflate .zip of each function's and layer's "
+        "build directory",
         "python": str(python312()),
         "sam": subprocess.run([str(SAM), "--version"], capture_output=True, text=True, check=False).stdout.strip()
         if SAM.exists()
@@ -121,4 +135,5 @@ def package_sizes() -> dict[str, Any]:
         "unzipped_limit_bytes": UNZIPPED_LIMIT_BYTES,
         "direct_upload_limit_bytes": DIRECT_UPLOAD_LIMIT_BYTES,
         "functions": results,
+        "layers": layers,
     }

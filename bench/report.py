@@ -115,9 +115,9 @@ def rows(name: str, entry: dict[str, Any]) -> list[Row]:
     if name == "package":
         return [
             Row(
-                f"{function} package, unzipped / zipped",
-                f"{_mib(f['unzipped_bytes'])} / {_mib(f['zipped_bytes'])}",
-                f"< {_mib(r['unzipped_limit_bytes'])} / < {_mib(r['direct_upload_limit_bytes'])} (direct upload)",
+                f"{function} package{' + ' + ', '.join(f['layers']) if f.get('layers') else ''}, unzipped / zipped",
+                f"{_mib(f.get('with_layers_unzipped_bytes', f['unzipped_bytes']))} / {_zips(f, r)}",
+                f"< {_mib(r['unzipped_limit_bytes'])} / < {_mib(r['direct_upload_limit_bytes'])} each (direct upload)",
                 f["within_unzipped_limit"] and f["within_direct_upload_limit"],
             )
             for function, f in r["functions"].items()
@@ -426,17 +426,27 @@ def _encode_section(entry: dict[str, Any]) -> str:
     )
 
 
+def _zips(f: dict[str, Any], r: dict[str, Any]) -> str:
+    """The function's .zip, then each of its layers' (each is uploaded on its own)."""
+    sizes = [f["zipped_bytes"], *(r["layers"][layer]["zipped_bytes"] for layer in f.get("layers", []))]
+    return " + ".join(_mib(size) for size in sizes)
+
+
 def _package_section(entry: dict[str, Any]) -> str:
     r = entry["result"]
+    packages = [(name, f, ", ".join(f.get("layers", [])) or "-") for name, f in r["functions"].items()]
+    packages += [(f"{name} (layer)", layer, "") for name, layer in r.get("layers", {}).items()]
     body = [
         [
             name,
+            layers,
             _mib(f["unzipped_bytes"]),
+            _mib(f["with_layers_unzipped_bytes"]) if "with_layers_unzipped_bytes" in f else "",
             _mib(f["zipped_bytes"]),
             f["files"],
             ", ".join(f"{part['name']} {part['bytes'] / 2**20:.1f}" for part in f["largest"]),
         ]
-        for name, f in r["functions"].items()
+        for name, f, layers in packages
     ]
     return "\n\n".join(
         [
@@ -445,7 +455,9 @@ def _package_section(entry: dict[str, Any]) -> str:
             f"Method: {r['method']} ({r['sam']}; {r['python']}). Limits: {_mib(r['unzipped_limit_bytes'])} unzipped "
             f"(function and layers), {_mib(r['direct_upload_limit_bytes'])} zipped for a direct upload "
             "(`sam deploy` uploads through S3, where only the unzipped limit applies).",
-            _table(["function", "unzipped", "zipped", "files", "largest entries (MiB)"], body),
+            _table(
+                ["package", "layers", "unzipped", "with its layers", "zipped", "files", "largest entries (MiB)"], body
+            ),
         ]
     )
 

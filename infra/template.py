@@ -19,13 +19,14 @@ from cfnlint.decode import cfn_yaml
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 SERVERLESS_HTTP_API = "AWS::Serverless::HttpApi"
-SERVERLESS_TYPES = frozenset({SERVERLESS_FUNCTION, SERVERLESS_HTTP_API})
+SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
+SERVERLESS_TYPES = frozenset({SERVERLESS_FUNCTION, SERVERLESS_HTTP_API, SERVERLESS_LAYER})
 
 # Function properties the local runtime honours, or that only matter to IAM/X-Ray/billing.
 _FUNCTION_PROPERTIES = frozenset(
     {"Handler", "Runtime", "CodeUri", "MemorySize", "Timeout", "Environment", "ReservedConcurrentExecutions"}
     | {"Events", "FunctionName", "Description", "Policies", "Role", "Tracing", "Architectures", "Tags"}
-    | {"LoggingConfig", "EphemeralStorage"}
+    | {"LoggingConfig", "EphemeralStorage", "Layers"}
 )
 _HTTP_API_PROPERTIES = frozenset({"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings"})
 _HTTP_EVENT_PROPERTIES = frozenset({"ApiId", "Method", "Path"})
@@ -81,6 +82,8 @@ class FunctionSpec:
     reserved_concurrency: int | None
     http_routes: tuple[tuple[str, str], ...]
     sqs_sources: tuple[SqsSource, ...]
+    # Logical ids of the template's layers it uses; locally their packages come from the environment.
+    layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,8 @@ class Stack:
             return self.queue_url(logical_id)
         if resource.type == SERVERLESS_HTTP_API:
             return _short_id(self.name, logical_id)
+        if resource.type == SERVERLESS_LAYER:
+            return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{self.physical_name(logical_id)}:1"
         return self.physical_name(logical_id)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -318,7 +323,19 @@ class Stack:
             reserved_concurrency=None if reserved is None else int(reserved),
             http_routes=tuple(http_routes),
             sqs_sources=tuple(sqs_sources),
+            layers=self._layers(logical_id, props.get("Layers", [])),
         )
+
+    def _layers(self, where: str, layers: list[Any]) -> tuple[str, ...]:
+        found = []
+        for layer in layers:
+            name = layer.get("Ref") if isinstance(layer, dict) else None
+            if name not in self.resources or self.resources[name].type != SERVERLESS_LAYER:
+                raise TemplateError(
+                    f"{where}.Layers: each layer must !Ref an AWS::Serverless::LayerVersion of the template"
+                )
+            found.append(name)
+        return tuple(found)
 
     def _http_route(self, where: str, props: dict[str, Any]) -> tuple[str, str]:
         _check_keys(where, props, _HTTP_EVENT_PROPERTIES)

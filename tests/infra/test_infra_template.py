@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.gateway import routes_of
+from infra.provision import provisioning_order
 from infra.settings import Settings
 from infra.template import SqsSource, TemplateError, load_stack, parse_parameter_overrides
 
@@ -147,3 +148,20 @@ def test_an_unsupported_function_property_fails_loudly(tmp_path):
     )
     with pytest.raises(TemplateError, match="Layers"):
         load_stack(path)
+
+
+def test_a_layer_of_the_template_is_accepted_and_not_provisioned(tmp_path):
+    # Given a function using a layer the template builds (its packages are installed locally)
+    path = write_template(
+        tmp_path,
+        "  Lib:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: lib/}\n"
+        "  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      Runtime: python3.12\n      CodeUri: .\n      Handler: m.h\n      Layers: [!Ref Lib]\n",
+    )
+    # When it is loaded
+    stack = load_stack(path)
+    # Then the function knows its layer, `!Ref` gives a layer version ARN, and nothing is created for it
+    assert stack.functions["Fn"].layers == ("Lib",)
+    assert stack.ref("Lib").startswith("arn:aws:lambda:us-east-1:")
+    assert ":layer:" in stack.ref("Lib")
+    assert provisioning_order(stack) == []

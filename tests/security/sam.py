@@ -38,11 +38,20 @@ def default_parameters(template: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def packaged_template(template: dict[str, Any]) -> dict[str, Any]:
+    """`template` as `sam package` leaves it: the functions' code and the layers' content on S3."""
+    packaged = copy.deepcopy(template)
+    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/leyline.zip"
+    for name, resource in packaged["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = f"s3://artifacts/{name}.zip"
+    return packaged
+
+
 def transformed_template() -> dict[str, Any]:
     """What CloudFormation deploys from template.yaml with its defaults: the SAM transform's output
-    (CodeUri packaged to S3 first, as `sam package` does)."""
-    packaged = copy.deepcopy(source_template())
-    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/leyline.zip"
+    (code packaged to S3 first, as `sam package` does)."""
+    packaged = packaged_template(source_template())
     region = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator needs one; ARNs use ${AWS::Region}
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -12,6 +11,10 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 from samtranslator.translator.transform import transform
+
+from infra.runtime import worker_environment
+from infra.template import load_stack
+from tests.security.sam import packaged_template
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -31,9 +34,8 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def transformed(template, monkeypatch_module) -> dict[str, Any]:
-    # `sam package` replaces local CodeUri paths with S3 locations before the transform runs.
-    packaged = copy.deepcopy(template)
-    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/leyline.zip"
+    # `sam package` replaces local CodeUri and ContentUri paths with S3 locations before the transform runs.
+    packaged = packaged_template(template)
     monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return transform(packaged, {}, _NoManagedPolicies())
 
@@ -123,3 +125,30 @@ def test_parameters_and_outputs(template):
     assert template["Parameters"]["ModelSeconds"]["Default"] == 30
     assert "MaxUploadBytes" in template["Parameters"]
     assert {"ApiUrl", "MediaBucketName", "TasksTableName"} <= set(template["Outputs"])
+
+
+# A cold start of the function's handler with PyAV unavailable, as on Lambda without MediaLayer.
+_IMPORT_WITHOUT_PYAV = (
+    "import importlib, os, sys\n"
+    "sys.modules['av'] = None  # any `import av` now raises ModuleNotFoundError\n"
+    "sys.path[0] = os.environ['LAMBDA_TASK_ROOT']\n"
+    "importlib.import_module(os.environ['_HANDLER'].rpartition('.')[0])\n"
+)
+
+
+@pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
+def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pyav(logical_id):
+    # Given the function as the template declares it, its environment and whether MediaLayer is attached
+    stack = load_stack(TEMPLATE)
+    spec = stack.functions[logical_id]
+    environment = worker_environment(stack, spec, "http://127.0.0.1:9")  # nothing is called at import
+    # When its handler is imported in a fresh process where PyAV cannot be imported
+    started = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITHOUT_PYAV], env=environment, capture_output=True, text=True, check=False
+    )
+    # Then it starts without PyAV if and only if it goes without the layer: no function lacks the
+    # encoder it imports, and none carries ~100 MiB it never uses
+    needs_pyav = started.returncode != 0
+    if needs_pyav:
+        assert "No module named 'av'" in started.stderr or "import of av halted" in started.stderr, started.stderr
+    assert needs_pyav == ("MediaLayer" in spec.layers), started.stderr

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from pydantic import Json
 
 from leyline.errors import InvalidTaskId
-from leyline.logic.processing import upload_job
+from leyline.logic.jobs import upload_job
 from leyline.models import UploadJob
 
 logger = Logger()

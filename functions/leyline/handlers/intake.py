@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
 from leyline.handlers.events import UploadedRecord
-from leyline.logic.processing import take_place_in_line
+from leyline.logic.jobs import take_place_in_line
 from leyline.models import utc_now
 
 settings = Settings.from_env()

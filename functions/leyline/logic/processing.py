@@ -6,9 +6,7 @@ import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
-from urllib.parse import unquote_plus
 
 from PIL import Image
 
@@ -16,38 +14,14 @@ from leyline.adapters.media_store import MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
 from leyline.errors import InvalidImage
+from leyline.logic.jobs import queue_sequence
 from leyline.media.images import load_image
 from leyline.media.video import render_video
-from leyline.models import TaskState, UploadJob, task_id_from_upload_key, utc_now, video_key
+from leyline.models import TaskState, UploadJob, utc_now, video_key
 
 PROGRESS_TICK_SECONDS = 0.5
 # Progress stops short of 100 until the video is stored and the task is SUCCESS.
 LAST_WORKING_PERCENT = 99
-
-
-def upload_job(bucket: str, raw_key: str, size: float | None) -> UploadJob:
-    """S3 URL-encodes keys in its events; ours are uploads/<task_id>, so anything else is rejected."""
-    key = unquote_plus(raw_key)
-    return UploadJob(task_id=task_id_from_upload_key(key), bucket=bucket, key=key, size=int(size or 0))
-
-
-def queue_sequence(moment: datetime) -> int:
-    """Place in line: microseconds since the epoch at which the upload was seen."""
-    return int(moment.timestamp() * 1_000_000)
-
-
-def take_place_in_line(tasks: TaskRepository, job: UploadJob, now: datetime) -> bool:
-    return tasks.mark_queued(job.task_id, queue_sequence(now), now)
-
-
-def give_up(tasks: TaskRepository, job: UploadJob, now: datetime) -> bool:
-    """The job exhausted its retries. False if its task had already finished (or never existed)."""
-    return tasks.mark_failed(
-        job.task_id,
-        "PROCESSING_FAILED",
-        "We could not make a video from this image after several attempts. Please try again.",
-        now,
-    )
 
 
 @dataclass(frozen=True)
