@@ -27,10 +27,10 @@ BUSY_LOAD = 1.0  # 1-minute load average above which the machine is not quiet (i
 
 
 def _encode(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    """bench/encode.py in its own process: it pins itself to one core."""
+    """bench.encode in its own process: it pins itself to one core."""
     runs = "3" if quick else "5"
-    script = Path(__file__).with_name("encode.py")
-    done = subprocess.run([sys.executable, str(script), "--runs", runs, "--json"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "bench.encode", "--runs", runs, "--json"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
     result: dict[str, Any] = json.loads(done.stdout)

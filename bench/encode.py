@@ -1,6 +1,6 @@
 """Benchmark render_video: a default 3 s 1280x720 clip, pinned to one CPU core with one x264 thread.
 
-Usage: python bench/encode.py [--runs 5] [--cpu 0] [--json]
+Usage: python -m bench.encode [--runs 5] [--cpu 0] [--json]
 The budget is < 3 s per clip on one core (a 1769 MB Lambda has one vCPU).
 """
 
@@ -12,16 +12,13 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 import av
 import PIL
 from PIL import Image, ImageChops
 
+from bench.machine import cpu_model
 from leyline.media.video import X264_OPTIONS, render_video
 
 SOURCE_SIZE = (1920, 1080)
@@ -44,17 +41,6 @@ def measure(runs: int) -> tuple[list[float], int]:
         render_video(image, threads=1)
         seconds.append(time.perf_counter() - start)
     return seconds, size
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def report(seconds: list[float], size: int, cpu: int) -> dict[str, object]:

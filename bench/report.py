@@ -407,8 +407,9 @@ def _encode_section(entry: dict[str, Any]) -> str:
         [
             "## Encode",
             _provenance(entry),
-            f"`bench/encode.py`: {r['clip']}, from a 1920x1080 photo-like image, pinned to CPU {r['pinned_cpu']} "
-            f"with one x264 thread, after one warm-up encode (PyAV {r['pyav']}, Pillow {r['pillow']}).",
+            f"`python -m bench.encode`: {r['clip']}, from a 1920x1080 photo-like image, "
+            f"pinned to CPU {r['pinned_cpu']} with one x264 thread, after one warm-up encode "
+            f"(PyAV {r['pyav']}, Pillow {r['pillow']}).",
             _table(
                 ["runs", "median", "p90", "min", "max", "MP4 size"],
                 [

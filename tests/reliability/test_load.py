@@ -203,26 +203,31 @@ def test_status_pollers_get_only_200s_and_do_not_stall_the_model(burst: Burst) -
 
 
 def test_a_tasks_queue_position_never_goes_up(burst):
-    rises = [problem for problem in position_problems(burst.sampler.rounds, burst.final) if "up to" in problem]
-    assert rises == []
+    assert position_problems(burst.sampler.rounds, burst.final)["rises"] == []
+
+
+def test_no_two_waiting_tasks_ever_share_a_queue_position(burst):
+    # Then in every sampling round during which no task finished (and none was still arriving), the
+    # waiting tasks' positions are all different
+    assert position_problems(burst.sampler.rounds, burst.final)["shared"] == []
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="product bug: queued_seq is the time IntakeFunction handled the upload, from a standard queue with "
-    "parallel pollers, not the JobsQueue.fifo order the model follows (see the reliability report); "
-    "remove this mark once fixed",
+    reason="known limit (README): queued_seq is the time IntakeFunction handled the upload, from a standard queue "
+    "with parallel pollers, not the JobsQueue.fifo order the model follows; EventBridge gives no order across its "
+    "two targets, so within this topology no function can see the FIFO order before the model does",
 )
-def test_queue_positions_are_distinct_and_follow_the_order_the_model_takes(burst):
-    # Then in every sampling round during which no task finished (and none was still arriving), the
-    # waiting tasks' positions are distinct and in the order in which they then entered the model
-    problems = [p for p in position_problems(burst.sampler.rounds, burst.final) if "up to" not in p]
-    print(f"\nqueue position problems: {len(problems)}" + "".join(f"\n  {p}" for p in problems[:5]))
+def test_queue_positions_follow_the_order_the_model_takes(burst):
+    # Then in every such round the waiting tasks' positions are in the order in which they then entered the model
+    problems = position_problems(burst.sampler.rounds, burst.final)["order"]
+    print(f"\nqueue position order problems: {len(problems)}" + "".join(f"\n  {p}" for p in problems[:5]))
     assert problems == []
 
 
-def position_problems(rounds: list[Round], final: dict[str, dict[str, Any]]) -> list[str]:
-    problems = []
+def position_problems(rounds: list[Round], final: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """What went wrong with the queue positions the sampler saw: rises, shared positions, order."""
+    problems: dict[str, list[str]] = {"rises": [], "shared": [], "order": []}
     finishes = sorted(when(s["finished_at"]) for s in final.values())
     started = {task_id: when(s["started_at"]) for task_id, s in final.items()}
     last_seen: dict[str, int] = {}
@@ -230,16 +235,16 @@ def position_problems(rounds: list[Round], final: dict[str, dict[str, Any]]) -> 
         placed = {t: s["queue_position"] for t, s in sampled.statuses.items() if s["queue_position"] is not None}
         for task_id, position in placed.items():
             if position > last_seen.get(task_id, position):
-                problems.append(f"round {number}: {task_id} went from {last_seen[task_id]} up to {position}")
+                problems["rises"].append(f"round {number}: {task_id} went from {last_seen[task_id]} up to {position}")
             last_seen[task_id] = position
         arriving = any(s["state"] == "PENDING" for s in sampled.statuses.values())
         finishing = any(sampled.began - FINISH_MARGIN <= f <= sampled.ended + FINISH_MARGIN for f in finishes)
         if arriving or finishing:
             continue
-        by_position = sorted(placed, key=lambda t: placed[t])
         if len(set(placed.values())) != len(placed):
-            problems.append(f"round {number}: shared positions {sorted(placed.values())}")
-        elif by_position != sorted(placed, key=lambda t: started[t]):
-            order = [placed[t] for t in sorted(placed, key=lambda t: started[t])]
-            problems.append(f"round {number}: positions in the order the tasks ran: {order}")
+            problems["shared"].append(f"round {number}: shared positions {sorted(placed.values())}")
+        in_running_order = sorted(placed, key=lambda t: started[t])
+        if sorted(placed, key=lambda t: placed[t]) != in_running_order:
+            order = [placed[t] for t in in_running_order]
+            problems["order"].append(f"round {number}: positions in the order the tasks ran: {order}")
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,28 +128,32 @@ def test_parameters_and_outputs(template):
     assert {"ApiUrl", "MediaBucketName", "TasksTableName"} <= set(template["Outputs"])
 
 
-# A cold start of the function's handler with PyAV unavailable, as on Lambda without MediaLayer.
-_IMPORT_WITHOUT_PYAV = (
+# A cold start of the function's handler without MediaLayer's packages, as on Lambda without the layer.
+_IMPORT_WITHOUT_MEDIA_LAYER = (
     "import importlib, os, sys\n"
-    "sys.modules['av'] = None  # any `import av` now raises ModuleNotFoundError\n"
+    "sys.modules.update(av=None, PIL=None)  # `import av` or `from PIL import ...` now fails\n"
     "sys.path[0] = os.environ['LAMBDA_TASK_ROOT']\n"
     "importlib.import_module(os.environ['_HANDLER'].rpartition('.')[0])\n"
 )
 
 
 @pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
-def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pyav(logical_id):
+def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_or_pyav(logical_id):
     # Given the function as the template declares it, its environment and whether MediaLayer is attached
     stack = load_stack(TEMPLATE)
     spec = stack.functions[logical_id]
     environment = worker_environment(stack, spec, "http://127.0.0.1:9")  # nothing is called at import
-    # When its handler is imported in a fresh process where PyAV cannot be imported
+    # When its handler is imported in a fresh process where neither Pillow nor PyAV can be imported
     started = subprocess.run(
-        [sys.executable, "-c", _IMPORT_WITHOUT_PYAV], env=environment, capture_output=True, text=True, check=False
+        [sys.executable, "-c", _IMPORT_WITHOUT_MEDIA_LAYER],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    # Then it starts without PyAV if and only if it goes without the layer: no function lacks the
-    # encoder it imports, and none carries ~100 MiB it never uses
-    needs_pyav = started.returncode != 0
-    if needs_pyav:
-        assert "No module named 'av'" in started.stderr or "import of av halted" in started.stderr, started.stderr
-    assert needs_pyav == ("MediaLayer" in spec.layers), started.stderr
+    # Then it starts if and only if it goes without the layer: no function lacks a library it imports,
+    # and none carries ~120 MiB it never uses
+    needs_the_layer = started.returncode != 0
+    if needs_the_layer:
+        assert re.search(r"import of (av|PIL) halted", started.stderr), started.stderr
+    assert needs_the_layer == ("MediaLayer" in spec.layers), started.stderr

@@ -4,7 +4,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from leyline.errors import InvalidImage
-from leyline.media.images import BACKGROUND, MAX_PIXELS, MIN_SIDE, load_image, sniff_format
+from leyline.media.formats import sniff_format
+from leyline.media.images import BACKGROUND, MAX_PIXELS, MIN_SIDE, load_image
 from tests import imagefactory
 from tests.imagefactory import BLUE, RED
 

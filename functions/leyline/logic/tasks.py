@@ -9,7 +9,7 @@ from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES, MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
 from leyline.errors import InvalidImage, PayloadTooLarge, TaskExpired, TaskNotFound, TooManyTasks, VideoNotReady
-from leyline.media.images import sniff_format
+from leyline.media.formats import sniff_format
 from leyline.models import (
     Task,
     TaskState,

@@ -1,5 +1,6 @@
 """Image intake and video rendering for the simulated model.
 
-`images` validates untrusted upload bytes (Pillow only); `video` renders the MP4 (PyAV + Pillow).
-They are separate modules so that code needing only image checks does not import PyAV.
+`formats` tells PNG, JPEG and WebP apart by their magic bytes (standard library only, for the API);
+`images` validates untrusted upload bytes (Pillow); `video` renders the MP4 (PyAV + Pillow). Pillow and
+PyAV come from MediaLayer, which only ProcessorFunction carries.
 """

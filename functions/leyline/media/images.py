@@ -13,6 +13,7 @@ import warnings
 from PIL import Image, ImageOps
 
 from leyline.errors import InvalidImage
+from leyline.media.formats import sniff_format
 
 MAX_PIXELS = 50_000_000
 """Largest accepted width x height, checked on the header before any pixel is decoded.
@@ -31,17 +32,6 @@ _DISPLAY_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
 
 # Pillow reports malformed data through all of these, depending on the plugin and where it breaks.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
-
-
-def sniff_format(data: bytes) -> str | None:
-    """Return "png", "jpeg" or "webp" from the magic bytes, or None for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> Image.Image:

@@ -39,7 +39,7 @@ a drift right and slightly up, and a left-to-right sweep across panoramas."""
 
 X264_OPTIONS = {"preset": "veryfast", "crf": "23", "profile": "high"}
 """veryfast/23 encodes a 3 s 720p clip in about 1.5 s on one core; slower presets buy little
-at this length (bench/encode.py measures it)."""
+at this length (`python -m bench.encode` measures it)."""
 
 _AVCOL_SPC_BT709 = 1  # FFmpeg's AVColorSpace value; PyAV exposes only swscale's enum for it
 
