@@ -194,8 +194,8 @@ def bill(counts: dict[str, Any], stack: Stack, beyond_model_seconds: float, vide
     ) * (1 + 1)  # SUCCESS poll and GET /video
     task_rru = per_task.get("dynamodb_GetItem", 0) + 0.5 * per_task.get("dynamodb_Query", 0)
     # On AWS each message is received once per queue; the local pollers' empty receives are not counted.
-    fifo = 1 + 1 + per_task.get("sqs_ChangeMessageVisibility", 0) + 1  # send, receive, visibility, delete
-    standard = 1 + 1 + 1  # intake: send, receive, delete
+    jobs_fifo = 1 + 1 + per_task.get("sqs_ChangeMessageVisibility", 0) + 1  # send, receive, visibility, delete
+    intake_fifo = 1 + 1 + 1  # EventBridge's send, receive, delete
     image_bytes = len(photo_jpeg())
     stored_gb_months = (image_bytes + video_bytes) / 1e9 * retention_days / (HOURS_PER_MONTH / 24)
     traces = sum(invocations.values())
@@ -207,8 +207,8 @@ def bill(counts: dict[str, Any], stack: Stack, beyond_model_seconds: float, vide
         _line(
             "HTTP API requests", (1 + status_calls) * videos, "http_api_request", "POST /uploads + polls + GET /video"
         ),
-        _line("SQS FIFO requests (jobs)", fifo * videos, "sqs_fifo_request", "send, receive, visibility, delete"),
-        _line("SQS standard requests (intake)", standard * videos, "sqs_standard_request", "send, receive, delete"),
+        _line("SQS FIFO requests (jobs)", jobs_fifo * videos, "sqs_fifo_request", "send, receive, visibility, delete"),
+        _line("SQS FIFO requests (intake)", intake_fifo * videos, "sqs_fifo_request", "send, receive, delete"),
         _line("DynamoDB writes", writes * videos, "dynamodb_wru", f"{progress_writes:.0f} of them progress"),
         _line("DynamoDB reads", (task_rru + poll_rru) * videos, "dynamodb_rru", "Query on a GSI: 0.5 RRU"),
         _line("S3 PUT/POST", per_task.get("s3_put", 0) * videos, "s3_put", "upload + video"),
@@ -216,7 +216,7 @@ def bill(counts: dict[str, Any], stack: Stack, beyond_model_seconds: float, vide
         _line("S3 storage", stored_gb_months * videos, "s3_gb_month", f"image + video kept {retention_days:g} days"),
         _line("X-Ray traces (upper bound)", traces * videos, "xray_trace", "Tracing: Active, every invocation"),
         _line("CloudWatch Logs", counts["log_bytes_per_task"] / 1e9 * videos, "logs_gb", "as logged locally"),
-        _line("EventBridge", 2 * videos, "eventbridge_aws_event", "S3 events are free"),
+        _line("EventBridge", videos, "eventbridge_aws_event", "S3 events are free"),
         _line("Data transfer out", video_bytes / 1e9 * videos, "transfer_out_gb", "each video downloaded once"),
     ]
     alarms = sum(1 for resource in stack.resources.values() if resource.type == "AWS::CloudWatch::Alarm")

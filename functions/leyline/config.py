@@ -22,7 +22,8 @@ class Settings:
     upload_url_seconds: int
     video_url_seconds: int
     max_waiting_tasks_per_client: int
-    idempotency_table: str | None = None
+    idempotency_table: str | None = None  # ProcessorFunction's own
+    jobs_queue_url: str | None = None  # IntakeFunction's own
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -37,6 +38,7 @@ class Settings:
             video_url_seconds=_whole(env, "VIDEO_URL_SECONDS"),
             max_waiting_tasks_per_client=_whole(env, "MAX_WAITING_TASKS_PER_CLIENT"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")

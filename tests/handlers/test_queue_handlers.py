@@ -39,6 +39,13 @@ def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str) -> dict[s
     return event
 
 
+def hand_to_the_model(invoke, aws: boto3.Session, template: Stack) -> dict[str, Any]:
+    """IntakeFunction takes the next upload event off its queue; the job it hands on, as the processor gets it."""
+    intake = receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json")
+    assert invoke("IntakeFunction", intake) == {"batchItemFailures": []}
+    return receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
+
+
 def upload(invoke) -> str:
     return str(body(invoke("ApiFunction", sample_event("http-legacy-upload.json")))["task_id"])
 
@@ -48,13 +55,14 @@ def put_upload(aws: boto3.Session, template: Stack, task_id: str, data: bytes) -
     aws.client("s3").put_object(Bucket=bucket, Key=f"uploads/{task_id}", Body=data, ContentType="image/png")
 
 
-def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(invoke, aws, template):
+def test_intake_marks_the_task_queued_and_hands_its_job_to_the_model(invoke, aws, template):
     # Given an upload through the seed's call
     task_id = upload(invoke)
 
     # When the intake function handles the event the rule delivered
     event = receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json")
     assert json.loads(event["Records"][0]["body"])["detail"]["object"]["key"] == f"uploads/{task_id}"
+    assert event["Records"][0]["attributes"]["MessageGroupId"] == "uploads"
     assert invoke("IntakeFunction", event) == {"batchItemFailures": []}
 
     # Then the task is QUEUED, first in line, with an ETA of one model run
@@ -63,16 +71,53 @@ def test_the_upload_event_reaches_both_queues_and_intake_marks_the_task_queued(i
     assert answer["state"] == "QUEUED"
     assert answer["queue_position"] == 0
     assert answer["eta_seconds"] == int(template.parameters["ModelSeconds"])
-    # And the same job waits on the FIFO queue for the model
+    # And the same event waits, unchanged, on the model's FIFO queue, deduplicated by the task id
     jobs = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
+    assert jobs["Records"][0]["body"] == event["Records"][0]["body"]
     assert jobs["Records"][0]["attributes"]["MessageGroupId"] == "model"
+    assert jobs["Records"][0]["attributes"]["MessageDeduplicationId"] == task_id
+
+
+def test_intake_gives_places_in_the_order_it_hands_jobs_to_the_model(invoke, aws, template):
+    # Given three uploads whose events wait on the intake queue
+    task_ids = [upload(invoke) for _ in range(3)]
+    sqs = aws.client("sqs")
+    received = sqs.receive_message(
+        QueueUrl=queue_url(template, "IntakeQueue"), MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
+    assert len(received) == 3
+    record = sample_event("sqs-intake-record.json")["Records"][0]
+    batch = {
+        "Records": [
+            {**record, "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]}
+            for m in received
+        ]
+    }
+
+    # When the intake function handles them in one batch, and then the same batch again (a retry)
+    assert invoke("IntakeFunction", batch) == {"batchItemFailures": []}
+    assert invoke("IntakeFunction", batch) == {"batchItemFailures": []}
+
+    # Then the queue positions count 0, 1, 2 in the order the jobs reach the model's queue, once each
+    in_line = [json.loads(m["Body"])["detail"]["object"]["key"].removeprefix("uploads/") for m in received]
+    assert sorted(in_line) == sorted(task_ids)
+    assert [status_of(invoke, task_id)[1]["queue_position"] for task_id in in_line] == [0, 1, 2]
+    jobs = []
+    while batch_of_jobs := sqs.receive_message(QueueUrl=queue_url(template, "JobsQueue"), MaxNumberOfMessages=10).get(
+        "Messages"
+    ):
+        jobs += [json.loads(m["Body"])["detail"]["object"]["key"].removeprefix("uploads/") for m in batch_of_jobs]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url(template, "JobsQueue"),
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch_of_jobs)],
+        )
+    assert jobs == in_line
 
 
 def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, template, capsys):
     # Given an uploaded, queued image whose job is on the FIFO queue
     task_id = upload(invoke)
-    invoke("IntakeFunction", receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json"))
-    event = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
+    event = hand_to_the_model(invoke, aws, template)
 
     # When the processor handles it
     assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
@@ -108,7 +153,7 @@ def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws
     # Given a presigned upload whose bytes are not a usable image (S3 stores whatever is posted)
     task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
     put_upload(aws, template, task_id, data)
-    event = receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json")
+    event = hand_to_the_model(invoke, aws, template)
 
     # When the processor handles it, Then the message is consumed (no retry) and the task is a FAILURE
     assert invoke("ProcessorFunction", event) == {"batchItemFailures": []}
@@ -119,23 +164,28 @@ def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws
     assert answer["queue_position"] is None
 
 
-def dead_job_event(task_id: str) -> dict[str, Any]:
-    """The job as it sits in the dead-letter queue: the same body, redriven after its last receive."""
-    event = sample_event("sqs-jobs-record.json")
+def dead_job_event(task_id: str, sample: str = "sqs-jobs-record.json") -> dict[str, Any]:
+    """The message as it sits in a dead-letter queue: the same body, redriven after its last receive."""
+    event = sample_event(sample)
     body = json.loads(event["Records"][0]["body"])
     body["detail"]["object"]["key"] = f"uploads/{task_id}"
     event["Records"][0]["body"] = json.dumps(body)
-    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "6"
     return event
 
 
-def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, template):
-    # Given a queued task the model could never finish
+@pytest.mark.parametrize(
+    ("stuck_at", "sample"),
+    [("the model", "sqs-jobs-record.json"), ("the intake", "sqs-intake-record.json")],
+)
+def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, template, stuck_at, sample):
+    # Given an uploaded task the model (or, before it, the intake) could never finish
     task_id = upload(invoke)
-    invoke("IntakeFunction", receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json"))
+    if stuck_at == "the model":
+        hand_to_the_model(invoke, aws, template)
 
-    # When its job arrives from the dead-letter queue
-    assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}
+    # When its message arrives from the dead-letter queue
+    assert invoke("DeadLetterFunction", dead_job_event(task_id, sample)) == {"batchItemFailures": []}
 
     # Then the task is a FAILURE with a code and a sentence, and has left the line
     _, answer = status_of(invoke, task_id)
@@ -148,7 +198,7 @@ def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, 
 def test_a_dead_job_never_overwrites_a_finished_task(invoke, aws, template):
     # Given a task that succeeded
     task_id = upload(invoke)
-    invoke("ProcessorFunction", receive_as_lambda_event(aws, queue_url(template, "JobsQueue"), "sqs-jobs-record.json"))
+    invoke("ProcessorFunction", hand_to_the_model(invoke, aws, template))
 
     # When a stale copy of its job comes from the dead-letter queue, Then it stays a SUCCESS
     assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}

@@ -33,7 +33,8 @@ def aws(stack, monkeypatch):
 
 def test_dependencies_come_first(stack):
     order = provisioning_order(stack)
-    assert order.index("JobsDeadLetterQueue") < order.index("JobsQueue") < order.index("UploadedRule")
+    assert order.index("IntakeDeadLetterQueue") < order.index("IntakeQueue") < order.index("UploadedRule")
+    assert order.index("JobsDeadLetterQueue") < order.index("JobsQueue")
     assert order.index("UploadedRule") < order.index("EventsToQueuesPolicy")
     assert order.index("MediaBucket") < order.index("MediaBucketPolicy")
     assert not {"ApiFunction", "HttpApi"} & set(order)
@@ -52,31 +53,36 @@ def test_bucket_is_encrypted_private_and_accepts_browser_posts(stack, aws):
     assert lifecycle["Expiration"] == {"Days": 7}
 
 
-def test_an_upload_reaches_both_queues_through_eventbridge(stack, aws):
+def test_an_upload_reaches_the_intake_queue_through_eventbridge(stack, aws):
     # Given the provisioned bucket (EventBridge notifications on) and UploadedRule
     aws.client("s3").put_object(Bucket=stack.physical_name("MediaBucket"), Key="uploads/t-1", Body=b"x")
     sqs = aws.client("sqs")
-    # When reading the FIFO jobs queue, Then the S3 event is there, in the rule's message group
-    jobs = sqs.receive_message(QueueUrl=stack.queue_url("JobsQueue"), MessageSystemAttributeNames=["All"])
-    (message,) = jobs["Messages"]
-    assert message["Attributes"]["MessageGroupId"] == "model"
+    # When reading the FIFO intake queue, Then the S3 event is there, in the rule's message group
+    intake = sqs.receive_message(QueueUrl=stack.queue_url("IntakeQueue"), MessageSystemAttributeNames=["All"])
+    (message,) = intake["Messages"]
+    assert message["Attributes"]["MessageGroupId"] == "uploads"
     assert json.loads(message["Body"])["detail"]["object"]["key"] == "uploads/t-1"
-    # And the intake queue got it too
-    assert sqs.receive_message(QueueUrl=stack.queue_url("IntakeQueue"))["Messages"]
+    # And nothing reaches the model's queue but through IntakeFunction
+    assert "Messages" not in sqs.receive_message(QueueUrl=stack.queue_url("JobsQueue"))
     # And keys outside uploads/ do not match the rule
+    sqs.delete_message(QueueUrl=stack.queue_url("IntakeQueue"), ReceiptHandle=message["ReceiptHandle"])
     aws.client("s3").put_object(Bucket=stack.physical_name("MediaBucket"), Key="videos/t-1.mp4", Body=b"x")
     assert "Messages" not in sqs.receive_message(QueueUrl=stack.queue_url("IntakeQueue"))
 
 
-def test_jobs_queue_is_fifo_with_content_dedup_and_redrive(stack, aws):
-    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=stack.queue_url("JobsQueue"), AttributeNames=["All"])[
-        "Attributes"
-    ]
-    assert (attributes["FifoQueue"], attributes["ContentBasedDeduplication"]) == ("true", "true")
-    assert attributes["VisibilityTimeout"] == "540"
-    redrive = json.loads(attributes["RedrivePolicy"])
+def test_both_queues_are_fifo_with_content_dedup_and_redrive(stack, aws):
+    sqs = aws.client("sqs")
+    jobs = sqs.get_queue_attributes(QueueUrl=stack.queue_url("JobsQueue"), AttributeNames=["All"])["Attributes"]
+    assert (jobs["FifoQueue"], jobs["ContentBasedDeduplication"]) == ("true", "true")
+    assert jobs["VisibilityTimeout"] == "540"
+    redrive = json.loads(jobs["RedrivePolicy"])
     assert redrive == {"deadLetterTargetArn": stack.arn("JobsDeadLetterQueue"), "maxReceiveCount": 3}
-    assert json.loads(attributes["Policy"])["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "Policy" not in jobs  # only IntakeFunction sends to it, by its IAM role
+    intake = sqs.get_queue_attributes(QueueUrl=stack.queue_url("IntakeQueue"), AttributeNames=["All"])["Attributes"]
+    assert (intake["FifoQueue"], intake["ContentBasedDeduplication"]) == ("true", "true")
+    redrive = json.loads(intake["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": stack.arn("IntakeDeadLetterQueue"), "maxReceiveCount": 5}
+    assert json.loads(intake["Policy"])["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
 def test_tasks_table_has_its_index_and_ttl(stack, aws):
@@ -94,8 +100,9 @@ def test_rule_targets_and_alarms_exist(stack, aws):
     rule = stack.physical_name("UploadedRule")
     assert events.describe_rule(Name=rule)["State"] == "ENABLED"
     targets = {t["Id"]: t for t in events.list_targets_by_rule(Rule=rule)["Targets"]}
-    assert targets["JobsQueue"]["Arn"] == stack.arn("JobsQueue")
-    assert targets["JobsQueue"]["SqsParameters"] == {"MessageGroupId": "model"}
+    assert set(targets) == {"IntakeQueue"}
+    assert targets["IntakeQueue"]["Arn"] == stack.arn("IntakeQueue")
+    assert targets["IntakeQueue"]["SqsParameters"] == {"MessageGroupId": "uploads"}
     alarms = {a["AlarmName"] for a in aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
     declared = {stack.physical_name(r) for r, res in stack.resources.items() if res.type == "AWS::CloudWatch::Alarm"}
     assert alarms == declared

@@ -67,7 +67,7 @@ def test_physical_names_are_deterministic_and_valid(product):
     # Then the bucket is lowercase, FIFO queues end in .fifo, and names derive from stack + logical id
     assert product.physical_name("MediaBucket") == "leyline-local-mediabucket"
     assert product.physical_name("JobsQueue") == "leyline-local-JobsQueue.fifo"
-    assert product.physical_name("IntakeQueue") == "leyline-local-IntakeQueue"
+    assert product.physical_name("IntakeQueue") == "leyline-local-IntakeQueue.fifo"
     assert product.ref("JobsQueue") == "https://sqs.us-east-1.amazonaws.com/123456789012/leyline-local-JobsQueue.fifo"
     assert product.arn("JobsQueue") == "arn:aws:sqs:us-east-1:123456789012:leyline-local-JobsQueue.fifo"
     assert product.get_att("JobsDeadLetterQueue", "QueueName") == "leyline-local-JobsDeadLetterQueue.fifo"

@@ -37,7 +37,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:Query", "TasksTable/index/QueueIndex"),
         ("s3:GetObject", "MediaBucket/videos/*"),
     },
-    "IntakeFunction": {("dynamodb:UpdateItem", "TasksTable")},
+    "IntakeFunction": {("dynamodb:UpdateItem", "TasksTable"), ("sqs:SendMessage", "JobsQueue")},
     "ProcessorFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),

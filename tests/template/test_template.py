@@ -96,15 +96,32 @@ def test_jobs_queue_is_fifo_with_dedup_dlq_and_a_visibility_of_six_processor_tim
     assert template["Resources"]["JobsDeadLetterQueue"]["Properties"]["FifoQueue"] is True
 
 
-def test_uploaded_rule_sends_object_created_under_uploads_to_the_fifo_queue_in_one_group(template):
+def test_uploaded_rule_sends_object_created_under_uploads_to_one_fifo_queue_in_one_group(template):
     rule = template["Resources"]["UploadedRule"]["Properties"]
     assert rule["EventPattern"]["source"] == ["aws.s3"]
     assert rule["EventPattern"]["detail-type"] == ["Object Created"]
     assert rule["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
-    jobs = next(t for t in rule["Targets"] if t["Arn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]})
-    assert jobs["SqsParameters"]["MessageGroupId"]
+    # One target only: EventBridge keeps no order across targets, and the line must have one order
+    (intake,) = rule["Targets"]
+    assert intake["Arn"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    assert intake["SqsParameters"]["MessageGroupId"]
+    queue = template["Resources"]["IntakeQueue"]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is True  # EventBridge sends no deduplication id
+    assert template["Resources"]["IntakeDeadLetterQueue"]["Properties"]["FifoQueue"] is True
     policy = template["Resources"]["EventsToQueuesPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert policy["Principal"] == {"Service": "events.amazonaws.com"}
+    assert policy["Resource"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+
+
+def test_the_intake_is_the_only_sender_to_the_models_queue_and_both_dead_letter_queues_are_drained(template):
+    intake = template["Resources"]["IntakeFunction"]["Properties"]
+    assert intake["Environment"]["Variables"]["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
+    dead_letters = template["Resources"]["DeadLetterFunction"]["Properties"]["Events"].values()
+    assert {event["Properties"]["Queue"]["Fn::GetAtt"][0] for event in dead_letters} == {
+        "JobsDeadLetterQueue",
+        "IntakeDeadLetterQueue",
+    }
 
 
 def test_bucket_is_private_encrypted_and_notifies_eventbridge(template):

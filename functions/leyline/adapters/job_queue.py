@@ -1,4 +1,4 @@
-"""SQS access for the processor's own message: how long it stays hidden from other consumers."""
+"""SQS access for the model's line: IntakeFunction sends jobs into it; the processor re-times its own."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ from typing import Any
 
 import boto3
 
+# The model's line is one message group: the FIFO queue releases a job only after the one before it is done.
+MODEL_GROUP = "model"
+
 
 class JobQueue:
     def __init__(self, client: Any | None = None) -> None:
         self._sqs = client or boto3.client("sqs")
+
+    def send(self, queue_url: str, body: str, task_id: str) -> None:
+        """Appends a task's job to the line. Deduplicated by task id: a repeated hand-over within
+        SQS's 5-minute window is dropped, and the processor is idempotent per task after it."""
+        self._sqs.send_message(
+            QueueUrl=queue_url, MessageBody=body, MessageGroupId=MODEL_GROUP, MessageDeduplicationId=task_id
+        )
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
         """Sets when the message reappears if it is not deleted: after a crash, or as a retry backoff."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, SqsRecordModel
-from pydantic import Json
 
 from leyline.errors import InvalidTaskId
 from leyline.logic.jobs import upload_job
@@ -14,13 +13,17 @@ logger = Logger()
 
 
 class UploadedRecord(SqsRecordModel):
-    """An SQS message whose body is the S3 'Object Created' event the UploadedRule forwarded."""
+    """An SQS message whose body is the S3 'Object Created' event of an upload, as UploadedRule sent it.
 
-    body: Json[S3EventNotificationEventBridgeModel]
+    The body stays the JSON text it arrived as: IntakeFunction hands it on to the model's queue unchanged.
+    """
+
+    body: str
 
     def job(self) -> UploadJob | None:
-        """None for an object outside uploads/<task_id>: nothing to do, and nothing worth a retry."""
-        detail = self.body.detail
+        """None for an object outside uploads/<task_id>: nothing to do, and nothing worth a retry.
+        A body that is not an S3 event raises, so the message is retried and then dead-lettered."""
+        detail = S3EventNotificationEventBridgeModel.model_validate_json(self.body).detail
         try:
             job = upload_job(detail.bucket.name, detail.object.key, detail.object.size)
         except InvalidTaskId:

@@ -1,25 +1,33 @@
-"""IntakeFunction: an upload landed, so its task is QUEUED and takes its place in line."""
+"""IntakeFunction: the line's one sequencer. Each landed upload becomes QUEUED with its place in line,
+then goes to the model's queue: places are given in exactly the order the model will take the tasks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from leyline.adapters.job_queue import JobQueue
 from leyline.adapters.tasks_table import TaskRepository
-from leyline.config import Settings
+from leyline.config import ConfigError, Settings
 from leyline.handlers.events import UploadedRecord
 from leyline.logic.jobs import take_place_in_line
 from leyline.models import utc_now
 
 settings = Settings.from_env()
+if settings.jobs_queue_url is None:
+    raise ConfigError("environment variable JOBS_QUEUE_URL is required")
+jobs_queue_url = settings.jobs_queue_url
 tasks = TaskRepository(settings.tasks_table)
+jobs = JobQueue()
 logger = Logger()
 tracer = Tracer()
-processor = BatchProcessor(event_type=EventType.SQS, model=UploadedRecord)
+# FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry,
+# so no upload can overtake another.
+processor = SqsFifoPartialProcessor(model=UploadedRecord)
 
 
 def record_handler(record: UploadedRecord) -> None:
@@ -27,7 +35,10 @@ def record_handler(record: UploadedRecord) -> None:
     if job is None:
         return
     queued = take_place_in_line(tasks, job, utc_now())
-    logger.info("task queued" if queued else "task was already past PENDING")
+    # Also when the task was already QUEUED (a retry after a failed send, or a repeated S3 event):
+    # the queue drops a repeat by task id, and the processor never runs a task twice.
+    jobs.send(jobs_queue_url, record.body, job.task_id)
+    logger.info("task queued" if queued else "task was already past PENDING; its job is handed on again")
 
 
 @logger.inject_lambda_context(clear_state=True)
