@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,37 @@ def _sample(stack: LocalStack, name: str, events: list[Any], workdir: Path) -> d
     return times
 
 
+# Imports the handler as Lambda's init phase does, for `python -X importtime`.
+_IMPORT_HANDLER = (
+    "import importlib, os, sys\n"
+    "sys.path[0] = os.environ['LAMBDA_TASK_ROOT']\n"
+    "importlib.import_module(os.environ['_HANDLER'].rpartition('.')[0])\n"
+)
+
+
+def import_profile(stack: LocalStack, name: str, top: int = 8) -> dict[str, float]:
+    """Where the init phase goes: `-X importtime` self times (ms) summed by top-level package, in a fresh
+    process on the pinned core. A module's self time includes its module-level code: for leyline, creating
+    the boto3 clients (botocore reads its endpoint and service models then) and the pydantic models."""
+    environment = worker_environment(stack.stack, stack.stack.functions[name], stack.aws_endpoint)
+    done = subprocess.run(
+        ["taskset", "-c", str(PINNED_CPU), sys.executable, "-X", "importtime", "-c", _IMPORT_HANDLER],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    by_package: Counter[str] = Counter()  # microseconds
+    for line in done.stderr.splitlines():
+        fields = line.removeprefix("import time:").split("|")
+        if len(fields) == 3 and fields[0].strip().isdigit():
+            by_package[fields[2].strip().split(".")[0]] += int(fields[0])
+    leading = dict(by_package.most_common(top))
+    profile = {package: round(spent / 1000, 1) for package, spent in leading.items()}
+    profile["(other)"] = round((sum(by_package.values()) - sum(leading.values())) / 1000, 1)
+    return profile
+
+
 def coldstart(samples: int, warm: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with bench_stack(1, "coldstart") as stack, tempfile.TemporaryDirectory() as workdir:
@@ -127,5 +159,6 @@ def coldstart(samples: int, warm: int) -> dict[str, Any]:
                 "first_invocation_ms": summary(ms(firsts), 1),
                 "cold_total_ms": summary(ms([i + f for i, f in zip(imports, firsts, strict=True)]), 1),
                 "warm_invocation_ms": summary(ms([second for run in runs for second in run["warm_invocation_s"]]), 2),
+                "import_profile_ms": import_profile(stack, name),
             }
     return {"samples": samples, "warm_invocations_per_sample": warm, "pinned_cpu": PINNED_CPU, "functions": results}

@@ -397,8 +397,27 @@ def _coldstart_section(entry: dict[str, Any]) -> str:
                 ["function", "memory", "import", "first invocation", "cold total", "warm", "goal", "invocation"], body
             ),
             f"![Cold init]({PLOTS['coldstart']})",
+            *_import_profiles(r),
         ]
     )
+
+
+def _import_profiles(r: dict[str, Any]) -> list[str]:
+    """Where each function's init phase goes, when the benchmark recorded it."""
+    profiles = {name: f["import_profile_ms"] for name, f in r["functions"].items() if "import_profile_ms" in f}
+    if not profiles:
+        return []
+    packages = list(dict.fromkeys(package for profile in profiles.values() for package in profile))
+    packages.sort(key=lambda package: (package == "(other)", -max(p.get(package, 0) for p in profiles.values())))
+    rows = [[package, *(f"{p.get(package, 0):.0f}" for p in profiles.values())] for package in packages]
+    rows.append(["**total**", *(f"{sum(p.values()):.0f}" for p in profiles.values())])
+    return [
+        "Where the init phase goes (`python -X importtime`, one more fresh process per function on the same core; "
+        "self time in ms by top-level package, so a little above the import column: the profiler costs time too). "
+        "A package's self time includes its module-level code: `leyline`'s is mostly creating the boto3 clients "
+        "(botocore loads its endpoint rules and service models then) and building the pydantic models.",
+        _table(["package", *profiles], rows),
+    ]
 
 
 def _encode_section(entry: dict[str, Any]) -> str:
@@ -551,6 +570,29 @@ def _machine(data: dict[str, Any]) -> str:
     )
 
 
+# What profiling the misses found and what changed; the figures before and after are in "Earlier runs".
+FINDINGS = """## What the misses taught us
+
+- **`GET /status`, sequential** (p50 60 ms on 2026-11-25): the handler took about 5 ms (its REPORT line), so
+  the time was in the local gateway. It wrote the headers and the body in two sends with Nagle's algorithm
+  on, so every body waited for the client's delayed ACK (about 40 ms on Linux). The gateway now sets
+  TCP_NODELAY (`disable_nagle_algorithm` in `infra/gateway.py`): p50 60 → about 16 ms. API Gateway is not
+  affected; the fix is to the local stack.
+- **Package size** (every function 153 MiB, 61 MiB zipped, over the 50 MiB of a direct upload): all five
+  functions carried Pillow and PyAV (FFmpeg with libx264), which only the processor uses. They moved to
+  `MediaLayer`, attached to ProcessorFunction alone, and the API's format check reads magic bytes without
+  Pillow: the other functions are now about 34 MiB (21 MiB zipped); the processor with its layer is 153 MiB.
+  `tests/template/test_template.py` fails if a function imports Pillow or PyAV without carrying the layer,
+  or carries it without needing it.
+- **Cold init of ApiFunction and StatusFunction** still misses 300 ms on this machine. Its profile (under
+  \"Cold init\") shows why: most of it is third-party start-up (boto3 and botocore, which reads its endpoint rules
+  and service models when the clients are created; pydantic; Powertools), paid before the first request
+  whatever the handler does; dropping Pillow from these functions took it off the path. On 2026-11-25 they
+  were 307 and 292 ms on a machine where the unchanged encode was also about 12 % faster.
+  Not done yet: Lambda SnapStart for Python would take the init phase off the request path on AWS (it
+  needs published versions and an alias per function)."""
+
+
 def markdown(data: dict[str, Any]) -> str:
     present = [name for name in ORDER if name in data]
     summary = [
@@ -570,6 +612,7 @@ def markdown(data: dict[str, Any]) -> str:
         "`python -m bench --report`.",
         "## Summary",
         _table(["figure", "measured", "goal", "met"], summary),
+        FINDINGS,
         "## Machine",
         _machine(data),
         *(_SECTIONS[name](data[name]) for name in present),
