@@ -114,6 +114,41 @@ def test_intake_gives_places_in_the_order_it_hands_jobs_to_the_model(invoke, aws
     assert jobs == in_line
 
 
+def test_intake_stops_at_a_failed_upload_and_brings_it_and_those_behind_it_back_in_seconds(invoke, aws, template):
+    # Given three uploads whose events wait on the intake queue, the second of them unreadable
+    task_ids = [upload(invoke) for _ in range(3)]
+    sqs = aws.client("sqs")
+    intake_url = queue_url(template, "IntakeQueue")
+    received = sqs.receive_message(QueueUrl=intake_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    record = sample_event("sqs-intake-record.json")["Records"][0]
+    batch = {
+        "Records": [
+            {**record, "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]}
+            for m in received
+        ]
+    }
+    batch["Records"][1]["body"] = '{"not": "an S3 event"}'
+
+    # When the intake function handles the batch
+    answer = invoke("IntakeFunction", batch)
+
+    # Then the second and third are reported failed, in order, and only the first went on to the model
+    assert answer == {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received[1:]]}
+    in_line = [json.loads(m["Body"])["detail"]["object"]["key"].removeprefix("uploads/") for m in received]
+    assert sorted(in_line) == sorted(task_ids)
+    assert [status_of(invoke, task_id)[1]["state"] for task_id in in_line] == ["QUEUED", "PENDING", "PENDING"]
+    # And once the event source mapping deletes the first, the other two come back after a backoff of
+    # seconds, not the intake queue's 60 s visibility timeout
+    sqs.delete_message(QueueUrl=intake_url, ReceiptHandle=received[0]["ReceiptHandle"])
+    back = []
+    for _ in range(2):  # one at a time: the FIFO group holds the next back while one is out
+        (message,) = sqs.receive_message(QueueUrl=intake_url, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+        back.append(message["MessageId"])
+        sqs.delete_message(QueueUrl=intake_url, ReceiptHandle=message["ReceiptHandle"])
+    # (SQS returns them in their original order; moto may not, so the order is not checked here)
+    assert sorted(back) == sorted(m["MessageId"] for m in received[1:])
+
+
 def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, template, capsys):
     # Given an uploaded, queued image whose job is on the FIFO queue
     task_id = upload(invoke)

@@ -162,3 +162,33 @@ def test_a_throttled_visibility_change_does_not_stall_the_line(make_stack):
     send_file(ticket, imagefactory.png())
     final = Timeline(stack.api_url, [ticket["task_id"]], timeout=20).start().wait_final(timeout=20)
     assert final[ticket["task_id"]]["state"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "marker"),
+    [
+        # IntakeFunction's two calls for an upload: placing the task in line, then handing its job on
+        pytest.param("dynamodb", "UpdateItem", "queued_seq = :seq", id="dynamodb-UpdateItem-placing-the-task"),
+        pytest.param("sqs", "SendMessage", None, id="sqs-SendMessage-handing-the-job-on"),
+    ],
+)
+def test_a_transient_error_in_the_intake_is_retried_within_seconds_not_after_the_visibility_timeout(
+    fault_stack, service, operation, marker
+):
+    # Given a task whose upload is about to land, and one of the intake's calls for it throttled beyond
+    # botocore's attempts (the upload and every one behind it wait while the intake retries)
+    ticket = create_ticket(fault_stack.api_url)
+    task_id = ticket["task_id"]
+    match = [marker, task_id] if marker else [task_id]
+    fault_stack.inject_fault(service, operation, count=BOTOCORE_ATTEMPTS[service], match=match)
+
+    # When the image is uploaded and the task is watched to the end
+    send_file(ticket, imagefactory.png())
+    final = Timeline(fault_stack.api_url, [task_id], every=0.1, timeout=30).start().wait_final(timeout=30)[task_id]
+
+    # Then the error was served, and the intake's retry came after a 2 s backoff, not the intake queue's
+    # 60 s visibility timeout: the task ends SUCCESS well within it, run once
+    assert fault_stack.fault_hits()[0]["hits"] == BOTOCORE_ATTEMPTS[service]
+    assert final["state"] == "SUCCESS", final
+    assert [r["state"] for r in task_log(fault_stack, task_id, FINISHED_LOG)] == ["SUCCESS"]
+    assert [key for key in video_keys(fault_stack) if task_id in key] == [f"videos/{task_id}.mp4"]

@@ -37,7 +37,12 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:Query", "TasksTable/index/QueueIndex"),
         ("s3:GetObject", "MediaBucket/videos/*"),
     },
-    "IntakeFunction": {("dynamodb:UpdateItem", "TasksTable"), ("sqs:SendMessage", "JobsQueue")},
+    "IntakeFunction": {
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("sqs:SendMessage", "JobsQueue"),
+        ("sqs:GetQueueUrl", "IntakeQueue"),
+        ("sqs:ChangeMessageVisibility", "IntakeQueue"),
+    },
     "ProcessorFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -14,7 +15,7 @@ from leyline.adapters.job_queue import JobQueue
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import ConfigError, Settings
 from leyline.handlers.events import UploadedRecord
-from leyline.logic.jobs import take_place_in_line
+from leyline.logic.jobs import retry_backoff_seconds, take_place_in_line
 from leyline.models import utc_now
 
 settings = Settings.from_env()
@@ -22,7 +23,7 @@ if settings.jobs_queue_url is None:
     raise ConfigError("environment variable JOBS_QUEUE_URL is required")
 jobs_queue_url = settings.jobs_queue_url
 tasks = TaskRepository(settings.tasks_table)
-jobs = JobQueue()
+queues = JobQueue()  # sends to the model's queue; re-times its own messages
 logger = Logger()
 tracer = Tracer()
 # FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry,
@@ -37,11 +38,34 @@ def record_handler(record: UploadedRecord) -> None:
     queued = take_place_in_line(tasks, job, utc_now())
     # Also when the task was already QUEUED (a retry after a failed send, or a repeated S3 event):
     # the queue drops a repeat by task id, and the processor never runs a task twice.
-    jobs.send(jobs_queue_url, record.body, job.task_id)
+    queues.send(jobs_queue_url, record.body, job.task_id)
     logger.info("task queued" if queued else "task was already past PENDING; its job is handed on again")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    try:
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    except BatchProcessingError:  # every record failed: Lambda retries the whole batch
+        retry_soon(event, {record["messageId"] for record in event["Records"]})
+        raise
+    retry_soon(event, {str(item["itemIdentifier"]) for item in response["batchItemFailures"]})
+    return response
+
+
+def retry_soon(event: dict[str, Any], failed: set[str]) -> None:
+    """The failed upload and every one behind it (which the FIFO processor did not start) come back after a
+    short backoff rather than the queue's visibility timeout: until then they hold up the whole line.
+    Best effort: if SQS refuses, they come back after the visibility timeout all the same."""
+    records = [record for record in event["Records"] if record["messageId"] in failed]
+    if not records:
+        return
+    seconds = retry_backoff_seconds(int(records[0]["attributes"]["ApproximateReceiveCount"]))
+    for record in records:
+        try:
+            queues.hide_for(record["eventSourceARN"], record["receiptHandle"], seconds)
+        except Exception:
+            logger.warning("could not bring a failed upload back sooner", extra={"seconds": seconds}, exc_info=True)

@@ -22,12 +22,12 @@ from leyline.adapters.media_store import MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import ConfigError, Settings
 from leyline.handlers.events import UploadedRecord
+from leyline.logic.jobs import retry_backoff_seconds
 from leyline.logic.processing import run_model
 from leyline.models import UploadJob
 
 # After a crash the job reappears this long after the invocation would have timed out.
 CRASH_GRACE_SECONDS = 10
-RETRY_BASE_SECONDS = 2
 
 settings = Settings.from_env()
 if settings.idempotency_table is None:
@@ -69,7 +69,7 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
         process_job(job=job)
     except Exception:
         attempt = int(record.attributes.ApproximateReceiveCount)
-        _hide(record, RETRY_BASE_SECONDS**attempt)
+        _hide(record, retry_backoff_seconds(attempt))
         logger.exception("task failed; the queue will retry it", extra={"attempt": attempt})
         raise
 

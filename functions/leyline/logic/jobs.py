@@ -19,6 +19,12 @@ def upload_job(bucket: str, raw_key: str, size: float | None) -> UploadJob:
     return UploadJob(task_id=task_id_from_upload_key(key), bucket=bucket, key=key, size=int(size or 0))
 
 
+def retry_backoff_seconds(attempt: int) -> int:
+    """How long a failed message stays hidden before its next attempt: 2, 4, 8 s (attempt = receive count).
+    Short, because one FIFO message group is one line: a failed message holds up everything behind it."""
+    return int(2**attempt)
+
+
 def queue_sequence(moment: datetime) -> int:
     """Place in line: microseconds since the epoch at which the upload was seen."""
     return int(moment.timestamp() * 1_000_000)
