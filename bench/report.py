@@ -115,8 +115,8 @@ def rows(name: str, entry: dict[str, Any]) -> list[Row]:
     if name == "package":
         return [
             Row(
-                f"{function} package{' + ' + ', '.join(f['layers']) if f.get('layers') else ''}, unzipped / zipped",
-                f"{_mib(f.get('with_layers_unzipped_bytes', f['unzipped_bytes']))} / {_zips(f, r)}",
+                f"{function} package{' + ' + ', '.join(f['layers']) if f['layers'] else ''}, unzipped / zipped",
+                f"{_mib(f['with_layers_unzipped_bytes'])} / {_zips(f, r)}",
                 f"< {_mib(r['unzipped_limit_bytes'])} / < {_mib(r['direct_upload_limit_bytes'])} each (direct upload)",
                 f["within_unzipped_limit"] and f["within_direct_upload_limit"],
             )
@@ -448,14 +448,14 @@ def _encode_section(entry: dict[str, Any]) -> str:
 
 def _zips(f: dict[str, Any], r: dict[str, Any]) -> str:
     """The function's .zip, then each of its layers' (each is uploaded on its own)."""
-    sizes = [f["zipped_bytes"], *(r["layers"][layer]["zipped_bytes"] for layer in f.get("layers", []))]
+    sizes = [f["zipped_bytes"], *(r["layers"][layer]["zipped_bytes"] for layer in f["layers"])]
     return " + ".join(_mib(size) for size in sizes)
 
 
 def _package_section(entry: dict[str, Any]) -> str:
     r = entry["result"]
-    packages = [(name, f, ", ".join(f.get("layers", [])) or "-") for name, f in r["functions"].items()]
-    packages += [(f"{name} (layer)", layer, "") for name, layer in r.get("layers", {}).items()]
+    packages = [(name, f, ", ".join(f["layers"]) or "-") for name, f in r["functions"].items()]
+    packages += [(f"{name} (layer)", layer, "") for name, layer in r["layers"].items()]
     body = [
         [
             name,

@@ -22,7 +22,7 @@ def upload_job(bucket: str, raw_key: str, size: float | None) -> UploadJob:
 def retry_backoff_seconds(attempt: int) -> int:
     """How long a failed message stays hidden before its next attempt: 2, 4, 8 s (attempt = receive count).
     Short, because one FIFO message group is one line: a failed message holds up everything behind it."""
-    return int(2**attempt)
+    return 2**attempt
 
 
 def queue_sequence(moment: datetime) -> int:
