@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -268,3 +269,7 @@ def test_openapi_document_lists_every_route_of_the_template(invoke, template):
     assert documented == declared - {("GET", "/"), ("GET", "/openapi.json"), ("ANY", "$default")}
     assert "requestBody" in document["paths"]["/upload"]["post"]
     assert "ErrorBody" in document["components"]["schemas"]
+    # and every body a route names is in the document (routes name them; their models join it lazily)
+    referenced = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', response["body"]))
+    assert {"ErrorBody", "StatusBody", "UploadTicketBody", "ErrorDetail"} <= referenced
+    assert referenced <= set(document["components"]["schemas"])

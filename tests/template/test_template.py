@@ -145,32 +145,79 @@ def test_parameters_and_outputs(template):
     assert {"ApiUrl", "MediaBucketName", "TasksTableName"} <= set(template["Outputs"])
 
 
-# A cold start of the function's handler without MediaLayer's packages, as on Lambda without the layer.
-_IMPORT_WITHOUT_MEDIA_LAYER = (
+# A cold start of the function's handler in a fresh process where the modules named in argv cannot be
+# imported: `import av` or `from PIL import ...` then fails with "import of av halted".
+_IMPORT_HANDLER_WITHOUT = (
     "import importlib, os, sys\n"
-    "sys.modules.update(av=None, PIL=None)  # `import av` or `from PIL import ...` now fails\n"
+    "sys.modules.update(dict.fromkeys(sys.argv[1:]))\n"
     "sys.path[0] = os.environ['LAMBDA_TASK_ROOT']\n"
     "importlib.import_module(os.environ['_HANDLER'].rpartition('.')[0])\n"
 )
 
 
-@pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
-def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_or_pyav(logical_id):
-    # Given the function as the template declares it, its environment and whether MediaLayer is attached
+def _start_without(
+    logical_id: str, *modules: str, before: str = "", then: str = ""
+) -> subprocess.CompletedProcess[str]:
     stack = load_stack(TEMPLATE)
-    spec = stack.functions[logical_id]
-    environment = worker_environment(stack, spec, "http://127.0.0.1:9")  # nothing is called at import
-    # When its handler is imported in a fresh process where neither Pillow nor PyAV can be imported
-    started = subprocess.run(
-        [sys.executable, "-c", _IMPORT_WITHOUT_MEDIA_LAYER],
+    environment = worker_environment(stack, stack.functions[logical_id], "http://127.0.0.1:9")  # no calls at import
+    return subprocess.run(
+        [sys.executable, "-c", before + _IMPORT_HANDLER_WITHOUT + then, *modules],
         env=environment,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
+def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_or_pyav(logical_id):
+    # Given the function as the template declares it, its environment and whether MediaLayer is attached
+    spec = load_stack(TEMPLATE).functions[logical_id]
+    # When its handler is imported in a fresh process where neither Pillow nor PyAV can be imported
+    started = _start_without(logical_id, "av", "PIL")
     # Then it starts if and only if it goes without the layer: no function lacks a library it imports,
     # and none carries ~120 MiB it never uses
     needs_the_layer = started.returncode != 0
     if needs_the_layer:
         assert re.search(r"import of (av|PIL) halted", started.stderr), started.stderr
     assert needs_the_layer == ("MediaLayer" in spec.layers), started.stderr
+
+
+@pytest.mark.parametrize("logical_id", ["ApiFunction", "StatusFunction"])
+def test_the_http_functions_start_without_pydantic(logical_id):
+    # Given an HTTP function, whose cold start is on a user's request path
+    # When its handler is imported in a fresh process where pydantic cannot be imported
+    started = _start_without(logical_id, "pydantic")
+    # Then it starts: importing pydantic would add about 60 ms to every cold start (docs/benchmarks.md);
+    # only building /openapi.json needs it
+    assert started.returncode == 0, started.stderr
+
+
+# Notes, at each garbage collection, which of the heavy libraries had begun to load.
+_WATCH_THE_COLLECTOR = (
+    "import gc, json, sys\n"
+    "heavy_loading = []\n"
+    "def _note(phase, info):\n"
+    "    if phase == 'start':\n"
+    "        heavy_loading.append(sorted({'boto3', 'botocore', 'aws_lambda_powertools'} & set(sys.modules)))\n"
+    "gc.callbacks.append(_note)\n"
+)
+_REPORT_THE_COLLECTOR = (
+    "gc.callbacks.remove(_note)\n"
+    "print(json.dumps({'heavy_loading': heavy_loading, 'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count()}))\n"
+)
+
+
+@pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
+def test_the_init_phase_runs_no_garbage_collection_and_leaves_the_collector_on(logical_id):
+    # Given a function's handler, as Lambda's init phase imports it, in a fresh process
+    # When it has been imported
+    started = _start_without(logical_id, before=_WATCH_THE_COLLECTOR, then=_REPORT_THE_COLLECTOR)
+    assert started.returncode == 0, started.stderr
+    collector = json.loads(started.stdout.splitlines()[-1])
+    # Then the collector never ran while boto3, Powertools and the clients were set up (it used to take
+    # about 40 ms of a cold start, to free almost nothing), what they made is frozen out of later
+    # collections, and the collector is on again for the invocations
+    assert collector["heavy_loading"] == [[]] * len(collector["heavy_loading"])
+    assert collector["frozen"] > 10_000
+    assert collector["enabled"] is True

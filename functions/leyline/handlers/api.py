@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from leyline.handlers.init_phase import init_phase
 
-from leyline.handlers.routes import app, logger, metrics, tracer
+with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from leyline.handlers.routes import app, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

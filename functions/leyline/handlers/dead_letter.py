@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from leyline.handlers.init_phase import init_phase
 
-from leyline.adapters.tasks_table import TaskRepository
-from leyline.config import Settings
-from leyline.handlers.events import UploadedRecord
-from leyline.logic.jobs import give_up
-from leyline.models import utc_now
+with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-settings = Settings.from_env()
-tasks = TaskRepository(settings.tasks_table)
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-processor = SqsFifoPartialProcessor(model=UploadedRecord)
+    from leyline.adapters.tasks_table import TaskRepository
+    from leyline.config import Settings
+    from leyline.handlers.events import UploadedRecord
+    from leyline.logic.jobs import give_up
+    from leyline.models import utc_now
+
+    settings = Settings.from_env()
+    tasks = TaskRepository(settings.tasks_table)
+    logger = Logger()
+    tracer = Tracer()
+    metrics = Metrics()
+    processor = SqsFifoPartialProcessor(model=UploadedRecord)
 
 
 def record_handler(record: UploadedRecord) -> None:

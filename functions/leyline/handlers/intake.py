@@ -5,30 +5,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from leyline.handlers.init_phase import init_phase
 
-from leyline.adapters.job_queue import JobQueue
-from leyline.adapters.tasks_table import TaskRepository
-from leyline.config import ConfigError, Settings
-from leyline.handlers.events import UploadedRecord
-from leyline.logic.jobs import retry_backoff_seconds, take_place_in_line
-from leyline.models import utc_now
+with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
+    from aws_lambda_powertools import Logger, Tracer
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-settings = Settings.from_env()
-if settings.jobs_queue_url is None:
-    raise ConfigError("environment variable JOBS_QUEUE_URL is required")
-jobs_queue_url = settings.jobs_queue_url
-tasks = TaskRepository(settings.tasks_table)
-queues = JobQueue()  # sends to the model's queue; re-times its own messages
-logger = Logger()
-tracer = Tracer()
-# FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry,
-# so no upload can overtake another.
-processor = SqsFifoPartialProcessor(model=UploadedRecord)
+    from leyline.adapters.job_queue import JobQueue
+    from leyline.adapters.tasks_table import TaskRepository
+    from leyline.config import ConfigError, Settings
+    from leyline.handlers.events import UploadedRecord
+    from leyline.logic.jobs import retry_backoff_seconds, take_place_in_line
+    from leyline.models import utc_now
+
+    settings = Settings.from_env()
+    if settings.jobs_queue_url is None:
+        raise ConfigError("environment variable JOBS_QUEUE_URL is required")
+    jobs_queue_url = settings.jobs_queue_url
+    tasks = TaskRepository(settings.tasks_table)
+    queues = JobQueue()  # sends to the model's queue; re-times its own messages
+    logger = Logger()
+    tracer = Tracer()
+    # FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry,
+    # so no upload can overtake another.
+    processor = SqsFifoPartialProcessor(model=UploadedRecord)
 
 
 def record_handler(record: UploadedRecord) -> None:

@@ -6,41 +6,44 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from leyline.adapters.job_queue import JobQueue
-from leyline.adapters.media_store import MediaStore
-from leyline.adapters.tasks_table import TaskRepository
-from leyline.config import ConfigError, Settings
-from leyline.handlers.events import UploadedRecord
-from leyline.logic.jobs import retry_backoff_seconds
-from leyline.logic.processing import run_model
-from leyline.models import UploadJob
+from leyline.handlers.init_phase import init_phase
 
 # After a crash the job reappears this long after the invocation would have timed out.
 CRASH_GRACE_SECONDS = 10
 
-settings = Settings.from_env()
-if settings.idempotency_table is None:
-    raise ConfigError("environment variable IDEMPOTENCY_TABLE is required")
-tasks = TaskRepository(settings.tasks_table)
-media = MediaStore(settings.media_bucket)
-jobs = JobQueue()
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-processor = SqsFifoPartialProcessor(model=UploadedRecord)
-idempotency = IdempotencyConfig(event_key_jmespath="task_id", expires_after_seconds=settings.retention_days * 86400)
-persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from leyline.adapters.job_queue import JobQueue
+    from leyline.adapters.media_store import MediaStore
+    from leyline.adapters.tasks_table import TaskRepository
+    from leyline.config import ConfigError, Settings
+    from leyline.handlers.events import UploadedRecord
+    from leyline.logic.jobs import retry_backoff_seconds
+    from leyline.logic.processing import run_model
+    from leyline.models import UploadJob
+
+    settings = Settings.from_env()
+    if settings.idempotency_table is None:
+        raise ConfigError("environment variable IDEMPOTENCY_TABLE is required")
+    tasks = TaskRepository(settings.tasks_table)
+    media = MediaStore(settings.media_bucket)
+    jobs = JobQueue()
+    logger = Logger()
+    tracer = Tracer()
+    metrics = Metrics()
+    processor = SqsFifoPartialProcessor(model=UploadedRecord)
+    idempotency = IdempotencyConfig(event_key_jmespath="task_id", expires_after_seconds=settings.retention_days * 86400)
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
 
 @idempotent_function(

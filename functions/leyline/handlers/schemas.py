@@ -1,36 +1,16 @@
-"""The HTTP API's request and response bodies, as pydantic models: they validate input and document
-the API in GET /openapi.json."""
+"""The HTTP API's response bodies, as pydantic models that document them in GET /openapi.json.
+
+Imported only when that document is built: GET /status and POST /uploads never load pydantic
+(see routes._SCHEMAS and handlers/request_bodies.py)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
-from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES
+from pydantic import BaseModel, Field
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
 from leyline.models import TaskState
-
-
-class CreateUploadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Documented as the accepted values; other values are still parsed, and answered 415 / 400 / 413.
-    content_type: str | None = Field(
-        default=None,
-        description="The image's type, pinned in the upload policy.",
-        examples=["image/png"],
-        json_schema_extra={"enum": [*ALLOWED_UPLOAD_TYPES, None]},
-    )
-    size: int | None = Field(
-        default=None,
-        strict=True,
-        description="The file's size in bytes, checked before a task is created.",
-        json_schema_extra={"minimum": 1},
-    )
-
-    @field_validator("size", mode="before")
-    @classmethod
-    def _integral_number(cls, value: object) -> object:
-        """JSON Schema's integer includes 162.0; strings, booleans and 1.5 stay refused."""
-        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class ErrorDetail(BaseModel):
@@ -75,3 +55,14 @@ class StatusBody(BaseModel):
 
 class VideoRedirectBody(BaseModel):
     video_url: str
+
+
+RESPONSE_BODIES = (ErrorBody, UploadTicketBody, AcceptedUploadBody, StatusBody, VideoRedirectBody)
+
+
+def openapi_components(ref_prefix: str) -> dict[str, Any]:
+    """The response bodies' JSON Schemas, each named as its model, referring to each other by `ref_prefix`."""
+    bodies: list[tuple[type[BaseModel], JsonSchemaMode]] = [(body, "serialization") for body in RESPONSE_BODIES]
+    _, top = models_json_schema(bodies, ref_template=ref_prefix + "{model}")
+    definitions: dict[str, Any] = top["$defs"]
+    return definitions
