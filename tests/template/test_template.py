@@ -124,6 +124,28 @@ def test_the_intake_is_the_only_sender_to_the_models_queue_and_both_dead_letter_
     }
 
 
+def test_every_dead_letter_queue_has_an_alarm_on_its_depth(template):
+    # Given every queue some other queue sends its dead letters to
+    resources = template["Resources"]
+    dead_letter_queues = {
+        resource["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]
+    }
+    # Then an alarm fires as soon as one of them holds a message (DeadLetterFunction is not draining it)
+    watched = {
+        dimension["Value"]["Fn::GetAtt"][0]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and resource["Properties"]["Threshold"] == 0
+        for dimension in resource["Properties"]["Dimensions"]
+        if dimension["Name"] == "QueueName"
+    }
+    assert dead_letter_queues == {"JobsDeadLetterQueue", "IntakeDeadLetterQueue"}
+    assert dead_letter_queues <= watched
+
+
 def test_bucket_is_private_encrypted_and_notifies_eventbridge(template):
     bucket = template["Resources"]["MediaBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
