@@ -64,7 +64,7 @@ def _overhead(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
 def _backlog(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     from bench.pipeline import backlog
 
-    return backlog(tasks=8 if quick else 12, model_seconds=3, every=0.02)
+    return backlog(tasks=8 if quick else 12, model_seconds=3, every=0.02, rounds=1 if quick else 3)
 
 
 def _cost(quick: bool, data: dict[str, Any]) -> dict[str, Any]:

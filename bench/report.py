@@ -57,7 +57,7 @@ def rows(name: str, entry: dict[str, Any]) -> list[Row]:
         g = r["gap_ms"]
         return [
             Row(
-                f"Model utilisation, backlog of {r['tasks']} x {r['model_seconds']:g} s",
+                f"Model utilisation, backlog of {r['tasks']} x {r['model_seconds']:g} s{_of_bursts(r)}",
                 f"{r['utilisation']:.4f} ({r['utilisation_at_template_model']:.4f} projected at the template's "
                 f"{r['template_model_seconds']:g} s model)",
                 "≥ 0.97",
@@ -169,6 +169,11 @@ def _plot_overhead(r: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _of_bursts(r: dict[str, Any]) -> str:
+    rounds = r.get("rounds", 1)
+    return f", median of {rounds} bursts" if rounds > 1 else ""
+
+
 def _plot_backlog(r: dict[str, Any], path: Path) -> None:
     timeline = r["timeline"]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(timeline) + 1.6))
@@ -182,7 +187,7 @@ def _plot_backlog(r: dict[str, Any], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first task entered the model")
     ax.set_title(
-        f"Backlog of {r['tasks']}: waiting (light) and in the model (dark); "
+        f"Backlog of {r['tasks']}{_of_bursts(r)}: waiting (light) and in the model (dark); "
         f"utilisation {r['utilisation']:.3f}, labels = idle gap before each task"
     )
     ax.title.set_fontsize(9)
@@ -304,13 +309,16 @@ def _backlog_section(entry: dict[str, Any]) -> str:
             _provenance(entry),
             f"{r['tasks']} uploads in a burst (after one warm-up task); the model takes {r['model_seconds']:g} s. "
             "Utilisation = model time x tasks / (last finished_at - first started_at); a gap is the next task's "
-            "started_at - the previous task's finished_at. The cross-check polls the running task and the next one "
+            f"started_at - the previous task's finished_at. {r.get('rounds', 1)} burst(s), each once the last has "
+            "drained: the utilisation, span and timeline are the median burst's (by span), the gaps and task times "
+            "those of every burst. The cross-check polls the running task and the next one "
             f"every {r['poll_every_ms']:.0f} ms: its gap is the first response showing the next task PROCESSING - "
             "the first showing the previous SUCCESS (so it carries ± one poll of noise).",
             _table(
                 ["", "value"],
                 [
                     ["utilisation", f"{r['utilisation']:.4f}"],
+                    ["utilisation of each burst", ", ".join(f"{u:.4f}" for u in r.get("utilisation_per_round", []))],
                     ["span (first start → last finish)", f"{r['span_s']:.3f} s"],
                     ["overhead per task (span / tasks - model time)", f"{r['overhead_per_task_ms']:.1f} ms"],
                     [
