@@ -177,13 +177,15 @@ _IMPORT_HANDLER_WITHOUT = (
 )
 
 
-def _start_without(
-    logical_id: str, *modules: str, before: str = "", then: str = ""
+def _start_handler(
+    logical_id: str, *blocked: str, before: str = "", then: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    """Imports the function's handler in a fresh process with its environment; `blocked` modules cannot be
+    imported there, and the code in `before` and `then` runs around the import."""
     stack = load_stack(TEMPLATE)
     environment = worker_environment(stack, stack.functions[logical_id], "http://127.0.0.1:9")  # no calls at import
     return subprocess.run(
-        [sys.executable, "-c", before + _IMPORT_HANDLER_WITHOUT + then, *modules],
+        [sys.executable, "-c", before + _IMPORT_HANDLER_WITHOUT + then, *blocked],
         env=environment,
         capture_output=True,
         text=True,
@@ -196,7 +198,7 @@ def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_o
     # Given the function as the template declares it, its environment and whether MediaLayer is attached
     spec = load_stack(TEMPLATE).functions[logical_id]
     # When its handler is imported in a fresh process where neither Pillow nor PyAV can be imported
-    started = _start_without(logical_id, "av", "PIL")
+    started = _start_handler(logical_id, "av", "PIL")
     # Then it starts if and only if it goes without the layer: no function lacks a library it imports,
     # and none carries ~120 MiB it never uses
     needs_the_layer = started.returncode != 0
@@ -209,7 +211,7 @@ def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_o
 def test_the_http_functions_start_without_pydantic(logical_id):
     # Given an HTTP function, whose cold start is on a user's request path
     # When its handler is imported in a fresh process where pydantic cannot be imported
-    started = _start_without(logical_id, "pydantic")
+    started = _start_handler(logical_id, "pydantic")
     # Then it starts: importing pydantic would add about 60 ms to every cold start (docs/benchmarks.md);
     # only building /openapi.json needs it
     assert started.returncode == 0, started.stderr
@@ -234,7 +236,7 @@ _REPORT_THE_COLLECTOR = (
 def test_the_init_phase_runs_no_garbage_collection_and_leaves_the_collector_on(logical_id):
     # Given a function's handler, as Lambda's init phase imports it, in a fresh process
     # When it has been imported
-    started = _start_without(logical_id, before=_WATCH_THE_COLLECTOR, then=_REPORT_THE_COLLECTOR)
+    started = _start_handler(logical_id, before=_WATCH_THE_COLLECTOR, then=_REPORT_THE_COLLECTOR)
     assert started.returncode == 0, started.stderr
     collector = json.loads(started.stdout.splitlines()[-1])
     # Then the collector never ran while boto3, Powertools and the clients were set up (it used to take
