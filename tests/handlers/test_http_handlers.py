@@ -60,6 +60,7 @@ def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, te
     ("raw", "status", "code"),
     [
         (b"{not json", 400, "MALFORMED_JSON"),
+        (b"\r\n\r\n", 400, "MALFORMED_JSON"),
         (b"[1, 2]", 400, "BAD_REQUEST"),
         (b'{"content_type": 5}', 400, "BAD_REQUEST"),
         (b'{"content_type": "image/gif"}', 415, "UNSUPPORTED_FORMAT"),

@@ -96,9 +96,9 @@ def raw_body(event: APIGatewayProxyEventV2) -> bytes:
 
 
 def json_object(event: APIGatewayProxyEventV2) -> dict[str, Any]:
-    """The request's JSON object; an absent body is an empty object."""
+    """The request's JSON object; an absent (empty) body is an empty object, whitespace alone is no JSON."""
     body = raw_body(event)
-    if not body.strip():
+    if not body:
         return {}
     try:
         parsed = json.loads(body)
