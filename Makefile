@@ -9,8 +9,13 @@ SAM_VENV ?= .venv-sam
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12))
 SAM := PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
+# The browser tests drive Debian's Chromium through Playwright, at the path tests/browser/chromium.py names
+# (Playwright's own browser download is not used).
+CHROMIUM := /usr/bin/chromium
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+
 .DEFAULT_GOAL := help
-.PHONY: help up test lint typecheck unit integration bench package-size checkov-venv build deploy clean
+.PHONY: help up test lint typecheck unit integration bench package-size checkov-venv chromium build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,10 +46,23 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
+# Installed only when missing, with apt-get (Debian/Ubuntu, as in CI; sudo unless root). Without apt-get the
+# browser tests skip themselves, and this says so.
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests (apt-get)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "no apt-get here: the browser tests will be skipped (they need Chromium as $(CHROMIUM))" >&2; \
+	fi
+
+chromium: $(CHROMIUM) ## Debian's chromium for the browser tests, installed with apt-get if missing
+
 up: $(VENV)/.local-installed ## run the whole product locally on an embedded moto server (no Docker)
 	$(PY) -m infra
 
-test: lint typecheck ## run every check: lint, types, template checks, unit, handler and integration tests
+test: lint typecheck $(CHROMIUM) ## run every check: lint, types, template checks, unit, handler, integration and browser tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## ruff (lint + format), cfn-lint and checkov
@@ -59,7 +77,7 @@ typecheck: $(VENV)/.dev-installed ## mypy over functions, infra, tests
 unit: $(VENV)/.dev-installed ## fast tests only (no local stack)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-integration: $(VENV)/.dev-installed ## tests over real HTTP against the local stack
+integration: $(VENV)/.dev-installed $(CHROMIUM) ## tests over real HTTP against the local stack, browser tests included
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)

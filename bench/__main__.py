@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,69 +23,6 @@ from infra.settings import REPO_ROOT
 DOCS = REPO_ROOT / "docs"
 RESULTS = DOCS / "benchmarks.json"
 BUSY_LOAD = 1.0  # 1-minute load average above which the machine is not quiet (it includes the last benchmark)
-
-
-def _encode(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    """bench.encode in its own process: it pins itself to one core."""
-    runs = "3" if quick else "5"
-    command = [sys.executable, "-m", "bench.encode", "--runs", runs, "--json"]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
-def _package(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    from bench.package import package_sizes
-
-    return package_sizes()
-
-
-def _coldstart(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    from bench.coldstart import coldstart
-
-    return coldstart(samples=3 if quick else 10, warm=10 if quick else 20)
-
-
-def _status(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    from bench.status_latency import status_latency
-
-    return status_latency(sequential=200 if quick else 500, clients=20, per_client=10 if quick else 25)
-
-
-def _overhead(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    from bench.pipeline import idle_overhead
-
-    return idle_overhead(samples=5 if quick else 10, model_seconds=3, every=0.02)
-
-
-def _backlog(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    from bench.pipeline import backlog
-
-    return backlog(tasks=8 if quick else 12, model_seconds=3, every=0.02, rounds=1 if quick else 3)
-
-
-def _cost(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
-    """Uses this run's (or the JSON's) processor time beyond the model and video size, when there are any."""
-    from bench.cost import cost
-
-    overhead = data.get("overhead", {}).get("result", {})
-    encode = data.get("encode", {}).get("result", {})
-    beyond = overhead.get("beyond_model_time_ms", {}).get("median", 100.0) / 1000
-    return cost(beyond_model_seconds=beyond, video_bytes=int(encode.get("output_bytes", 1_500_000)))
-
-
-# In this order: the quiet measurements first, the cost last (it uses the overhead's and encode's figures).
-BENCHMARKS: dict[str, Callable[[bool, dict[str, Any]], dict[str, Any]]] = {
-    "encode": _encode,
-    "package": _package,
-    "coldstart": _coldstart,
-    "status": _status,
-    "overhead": _overhead,
-    "backlog": _backlog,
-    "cost": _cost,
-}
 
 
 def _revision() -> str:
@@ -100,27 +36,27 @@ def _revision() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(report.RUN_ORDER)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer samples (a few minutes less; same goals)")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md and plots from the JSON")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = parser.parse_args()
-    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    unknown = sorted(set(args.names) - set(report.RUN_ORDER))
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(report.RUN_ORDER)}")
     data: dict[str, Any] = json.loads(args.json.read_text(encoding="utf-8")) if args.json.exists() else {}
     failed: list[str] = []
     if not args.report:
         command = " ".join(["python -m bench", *sys.argv[1:]])
         revision = _revision()
-        for name in args.names or BENCHMARKS:
+        for name in args.names or report.RUN_ORDER:
             print(f"bench: {name} ...", flush=True)
             load_before = os.getloadavg()[0]  # other work on the machine skews the figures: say so
             if load_before > BUSY_LOAD:
                 print(f"bench: warning: load average {load_before:.2f}: other work may skew the figures", flush=True)
             began = time.monotonic()
             try:
-                result = BENCHMARKS[name](args.quick, data)
+                result = report.BY_NAME[name].run(args.quick, data)
             except Exception:  # the other benchmarks still run; the exit status tells
                 traceback.print_exc()
                 failed.append(name)

@@ -1,7 +1,8 @@
 """`python -m infra`: the whole stack of template.yaml on this machine, without Docker.
 
 Environment:
-  LEYLINE_API_PORT              HTTP API port on 127.0.0.1 (8080)
+  LEYLINE_API_PORT              HTTP API port on 127.0.0.1 (8080); unless CorsAllowedOrigins is overridden,
+                                the page's origins on this port (localhost and 127.0.0.1) are the allowed ones
   LEYLINE_AWS_PORT              embedded moto server port on 127.0.0.1 (4566)
   AWS_ENDPOINT_URL              use this AWS endpoint (e.g. a LocalStack) instead of starting moto
   LEYLINE_PARAMETER_OVERRIDES   template parameters, sam's syntax: "Key=Value Key2=Value2"

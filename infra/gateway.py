@@ -10,6 +10,8 @@ import base64
 import fnmatch
 import json
 import re
+import socket
+import socketserver
 import threading
 import time
 import uuid
@@ -17,20 +19,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.functions import Console, FunctionPool, Invocation, PayloadTooLargeError
+from infra.http1 import Connection, ProtocolError, Request
 from infra.template import CorsConfig, HttpApiSpec, Stack
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway's HTTP API quota "total combined size of request line and header values" (not adjustable).
 MAX_REQUEST_LINE_AND_HEADER_VALUES_BYTES = 10240
-# How long a connection may sit idle or trickle its request before it is dropped.
-SOCKET_TIMEOUT_SECONDS = 30.0
+MAX_HEADERS = 100  # http.server's limit, which the gateway used to have: more is answered 431 too
+# How long a request may take to arrive whole, head and body, from its first byte (past it: 408 and the
+# connection is closed, so a client trickling bytes holds no thread for long), and how long a connection
+# may sit idle between requests. The default is 30 s; Gateway(request_timeout=...) changes it.
+REQUEST_TIMEOUT_SECONDS = 30.0
 # API Gateway's longest integration wait; also how long a request waits for a free worker.
 INTEGRATION_TIMEOUT_SECONDS = 30.0
+# Answers whose wording differs from HTTPStatus's phrase on some Python versions (413 is "Content Too Large"
+# from 3.13 on); API Gateway's is this.
+_MESSAGES = {413: "Request Entity Too Large"}
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript")
 _SOURCE = "HttpApi"
 
@@ -79,7 +87,7 @@ def _route(method: str, path: str, function: str) -> Route:
 
 
 class Gateway:
-    """A ThreadingHTTPServer on 127.0.0.1 in front of the functions' pools."""
+    """A threading TCP server on 127.0.0.1 in front of the functions' pools, speaking HTTP/1.1 through h11."""
 
     def __init__(
         self,
@@ -88,12 +96,15 @@ class Gateway:
         pools: Mapping[str, FunctionPool],
         console: Console,
         port: int,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
+        """`port` 0 picks a free one (see url); `request_timeout`: see REQUEST_TIMEOUT_SECONDS."""
         self.stack = stack
         self.api = api
         self.routes = routes_of(stack)
         self.pools = pools
         self.console = console
+        self.request_timeout = request_timeout
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.gateway = self
         self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
@@ -118,104 +129,82 @@ class Gateway:
         return None
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
-    # http.server queues only 5 pending connections: a burst of uploads would see connection resets.
+    allow_reuse_address = True
+    # socketserver queues only 5 pending connections: a burst of uploads would see connection resets.
     request_queue_size = 128
     gateway: Gateway
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    timeout = SOCKET_TIMEOUT_SECONDS
-    # Headers and body leave in two writes; with Nagle on, the body waits for the client's delayed ACK
-    # (about 40 ms on Linux) on every keep-alive request.
-    disable_nagle_algorithm = True
+class _Handler(socketserver.BaseRequestHandler):
+    """One client connection: its requests in turn, until it closes, idles out or a request is refused."""
 
-    def do_ANY(self) -> None:
-        started = time.monotonic()
-        self.request_id = str(uuid.uuid4())  # requestContext.requestId and apigw-requestid alike
+    request: socket.socket
+    server: _Server
+
+    def handle(self) -> None:
+        connection = Connection(self.request, self.server.gateway.request_timeout)
+        try:
+            self._serve(connection)
+        except OSError:
+            pass  # the client went away, or did not read its answer within the timeout
+        finally:
+            connection.close()
+
+    def _serve(self, connection: Connection) -> None:
         gateway = self.server.gateway
-        if _request_line_and_header_values_bytes(self) > MAX_REQUEST_LINE_AND_HEADER_VALUES_BYTES:
-            self.close_connection = True  # any body stays unread
-            cors = gateway.api.cors
-            status = self._message(431, "Request Header Fields Too Large", cors, self.headers.get("origin"))
-            function = None
-        else:
-            status, function = self._dispatch(gateway)
+        try:
+            while (request := connection.next_request()) is not None:
+                _Exchange(gateway, connection, request, self.client_address[0]).serve()
+                if not connection.reusable:
+                    return
+        except ProtocolError as error:  # what HTTP/1.1 itself refuses: a JSON message like the gateway's others
+            gateway.console.line(_SOURCE, f"refused a request: {error.status} {error}")
+            connection.refuse(error, [("content-type", "application/json")], _message_body(error.status))
+
+
+class _Exchange:
+    """One request: its API Gateway event, the function's answer, or the gateway's own."""
+
+    def __init__(self, gateway: Gateway, connection: Connection, request: Request, source_ip: str) -> None:
+        self.gateway = gateway
+        self.connection = connection
+        self.request = request
+        self.source_ip = source_ip
+        self.request_id = str(uuid.uuid4())  # requestContext.requestId and apigw-requestid alike
+        self.cors = gateway.api.cors
+        self.origin = request.header("origin")
+
+    def serve(self) -> None:
+        started = time.monotonic()
+        status, function = self._dispatch()
         elapsed = (time.monotonic() - started) * 1000
         via = f" via {function}" if function else ""
-        gateway.console.line(_SOURCE, f"{self.command} {self._target()} -> {status}{via} ({elapsed:.0f} ms)")
+        line = f"{self.request.method} {self.request.target} -> {status}{via} ({elapsed:.0f} ms)"
+        self.gateway.console.line(_SOURCE, line)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_ANY
-
-    if not TYPE_CHECKING:  # (hidden from mypy, which would otherwise accept any attribute of the handler)
-
-        def __getattr__(self, name: str) -> Any:
-            """Any other method (TRACE, CONNECT, ...) is routed too: an ANY route ($default) takes it."""
-            if name.startswith("do_"):
-                return self.do_ANY
-            raise AttributeError(name)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: do_ANY logs one line per request."""
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a malformed request line, a header line over 64 KiB, over 100
-        headers, a timeout) as a JSON `{"message"}` like the gateway's other answers, not an HTML page."""
-        self.close_connection = True
-        if self.request_version == "HTTP/0.9":  # an unreadable request line: answer with a status line all the same
-            self.request_version = "HTTP/1.1"
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "Error"
-        body = json.dumps({"message": phrase}).encode()
-        self.send_response(code)
-        self.send_header("content-type", "application/json")
-        self.send_header("connection", "close")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-            self.wfile.write(body)
-        self.server.gateway.console.line(_SOURCE, f"refused a request: {code} {message or phrase}")
-
-    def _dispatch(self, gateway: Gateway) -> tuple[int, str | None]:
-        cors = gateway.api.cors
-        origin = self.headers.get("origin")
-        if cors and self.command == "OPTIONS" and "access-control-request-method" in self.headers:
-            return self._reply(204, _preflight_headers(cors, origin), b""), None
-        raw_path, raw_query = _split_target(self._target())
-        found = gateway.find_route(self.command, raw_path)
+    def _dispatch(self) -> tuple[int, str | None]:
+        refusal = _refusal(self.request)
+        if refusal is not None:  # answered before the body is read: the connection closes after it
+            return self._message(refusal, close=True), None
+        body = self.connection.read_body()
+        if self.cors and self.request.method == "OPTIONS" and _has(self.request, "access-control-request-method"):
+            return self._reply(204, _preflight_headers(self.cors, self.origin), b""), None
+        raw_path, raw_query = _split_target(self.request.target)
+        found = self.gateway.find_route(self.request.method, raw_path)
         if found is None:
-            return self._message(404, "Not Found", cors, origin), None
+            return self._message(404), None
         route, params = found
-        declared_length = (self.headers.get("content-length") or "0").strip()
-        if not declared_length.isdigit() or not declared_length.isascii():
-            self.close_connection = True  # where the body ends is unknown
-            return self._message(400, "Bad Request", cors, origin), route.function
-        length = int(declared_length)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body stays unread
-            return self._message(413, "Request Entity Too Large", cors, origin), route.function
-        if "chunked" in self.headers.get("transfer-encoding", ""):
-            self.close_connection = True
-            return self._message(411, "Length Required", cors, origin), route.function
-        event = self._event(gateway, route, params, raw_path, raw_query, self.rfile.read(length))
+        event = self._event(route, params, raw_path, raw_query, body)
         try:
-            invocation = gateway.pools[route.function].invoke(event, wait_seconds=INTEGRATION_TIMEOUT_SECONDS)
+            invocation = self.gateway.pools[route.function].invoke(event, wait_seconds=INTEGRATION_TIMEOUT_SECONDS)
         except PayloadTooLargeError:
-            return self._message(413, "Request Entity Too Large", cors, origin), route.function
-        return self._respond(invocation, cors, origin), route.function
-
-    def _target(self) -> str:
-        """The request target as sent: http.server collapses a leading `//` in self.path, API Gateway does not."""
-        words = self.requestline.split()
-        return words[1] if len(words) == 3 else self.path
+            return self._message(413), route.function
+        return self._respond(invocation), route.function
 
     def _event(
-        self, gateway: Gateway, route: Route, params: dict[str, str], raw_path: str, raw_query: str, body: bytes
+        self, route: Route, params: dict[str, str], raw_path: str, raw_query: str, body: bytes
     ) -> dict[str, Any]:
         headers = self._event_headers()
         cookies = headers.pop("cookie", None)
@@ -225,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
             "rawPath": raw_path,
             "rawQueryString": raw_query,
             "headers": headers,
-            "requestContext": self._request_context(gateway, route, raw_path, headers),
+            "requestContext": self._request_context(route, raw_path, headers),
             "isBase64Encoded": False,
         }
         if cookies:
@@ -241,21 +230,19 @@ class _Handler(BaseHTTPRequestHandler):
             event["body"] = base64.b64encode(body).decode() if text is None else text
         return event
 
-    def _request_context(
-        self, gateway: Gateway, route: Route, raw_path: str, headers: dict[str, str]
-    ) -> dict[str, Any]:
+    def _request_context(self, route: Route, raw_path: str, headers: dict[str, str]) -> dict[str, Any]:
         now = datetime.now(UTC)
         host = headers.get("host", "")
         return {
-            "accountId": gateway.stack.account_id,
-            "apiId": gateway.api.api_id,
+            "accountId": self.gateway.stack.account_id,
+            "apiId": self.gateway.api.api_id,
             "domainName": host,
             "domainPrefix": host.split(".")[0],
             "http": {
-                "method": self.command,
+                "method": self.request.method,
                 "path": raw_path,
-                "protocol": self.request_version,
-                "sourceIp": self.client_address[0],
+                "protocol": self.request.protocol,
+                "sourceIp": self.source_ip,
                 "userAgent": headers.get("user-agent", ""),
             },
             "requestId": self.request_id,
@@ -268,47 +255,70 @@ class _Handler(BaseHTTPRequestHandler):
     def _event_headers(self) -> dict[str, str]:
         """Lower-cased; repeated headers joined with commas; plus what API Gateway adds."""
         headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
+        for key, value in self.request.headers:
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         host_port = headers.get("host", "").rpartition(":")[2]
-        headers.setdefault("x-forwarded-for", self.client_address[0])
+        headers.setdefault("x-forwarded-for", self.source_ip)
         headers.setdefault("x-forwarded-proto", "http")
         headers.setdefault("x-forwarded-port", host_port if host_port.isdigit() else "80")
         return headers
 
-    def _respond(self, invocation: Invocation, cors: CorsConfig | None, origin: str | None) -> int:
+    def _respond(self, invocation: Invocation) -> int:
         if not invocation.ok:
             error_type = (invocation.error or {}).get("errorType", "")
             if error_type in ("Sandbox.Timedout", "TooManyRequestsException"):
-                return self._message(503, "Service Unavailable", cors, origin)
-            return self._message(500, "Internal Server Error", cors, origin)
+                return self._message(503)
+            return self._message(500)
         try:
             status, headers, cookies, body = _http_response(invocation)
-        except (TypeError, ValueError, KeyError) as error:
-            self.server.gateway.console.line(_SOURCE, f"malformed Lambda proxy response: {error}")
-            return self._message(500, "Internal Server Error", cors, origin)
-        if cors:  # API Gateway answers CORS itself and ignores the function's CORS headers
-            headers = {k: v for k, v in headers.items() if not k.lower().startswith("access-control-")}
-            headers.update(_cors_headers(cors, origin))
-        return self._reply(status, headers, body, cookies)
+            if self.cors:  # API Gateway answers CORS itself and ignores the function's CORS headers
+                headers = {k: v for k, v in headers.items() if not k.lower().startswith("access-control-")}
+                headers.update(_cors_headers(self.cors, self.origin))
+            return self._reply(status, headers, body, cookies)
+        except (TypeError, ValueError, KeyError) as error:  # ValueError too: a status or header HTTP cannot carry
+            self.gateway.console.line(_SOURCE, f"malformed Lambda proxy response: {error}")
+            return self._message(500)
 
-    def _message(self, status: int, message: str, cors: CorsConfig | None, origin: str | None) -> int:
-        headers = {"content-type": "application/json", **(_cors_headers(cors, origin) if cors else {})}
-        return self._reply(status, headers, json.dumps({"message": message}).encode())
+    def _message(self, status: int, *, close: bool = False) -> int:
+        """The gateway's own answer: `{"message": ...}` as API Gateway words it."""
+        headers = {"content-type": "application/json", **(_cors_headers(self.cors, self.origin) if self.cors else {})}
+        return self._reply(status, headers, _message_body(status), close=close)
 
-    def _reply(self, status: int, headers: Mapping[str, str], body: bytes, cookies: tuple[str, ...] = ()) -> int:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        for cookie in cookies:
-            self.send_header("set-cookie", cookie)
-        self.send_header("content-length", str(len(body)))
-        self.send_header("apigw-requestid", self.request_id)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def _reply(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        cookies: tuple[str, ...] = (),
+        *,
+        close: bool = False,
+    ) -> int:
+        fields = [*headers.items(), *(("set-cookie", cookie) for cookie in cookies)]
+        fields.append(("apigw-requestid", self.request_id))
+        self.connection.respond(status, fields, body, close=close)
         return status
+
+
+def _refusal(request: Request) -> int | None:
+    """The status API Gateway refuses `request` with before reading its body, if it does."""
+    too_long = _request_line_and_header_values_bytes(request) > MAX_REQUEST_LINE_AND_HEADER_VALUES_BYTES
+    if too_long or len(request.headers) > MAX_HEADERS:
+        return 431
+    if _has(request, "transfer-encoding"):
+        # Both framings at once is the shape of request smuggling (RFC 9112 section 6.1); a chunked body
+        # alone h11 could read, but API Gateway wants a length.
+        return 400 if _has(request, "content-length") else 411
+    if int(request.header("content-length") or "0") > MAX_BODY_BYTES:  # digits only: h11 checked
+        return 413
+    return None
+
+
+def _has(request: Request, name: str) -> bool:
+    return request.header(name) is not None
+
+
+def _message_body(status: int) -> bytes:
+    return json.dumps({"message": _MESSAGES.get(status) or HTTPStatus(status).phrase}).encode()
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -320,11 +330,9 @@ def _split_target(target: str) -> tuple[str, str]:
     return path, query
 
 
-def _request_line_and_header_values_bytes(handler: BaseHTTPRequestHandler) -> int:
-    values = handler.headers.values()
-    return len(handler.requestline.encode("latin-1", "replace")) + sum(
-        len(value.encode("latin-1", "replace")) for value in values
-    )
+def _request_line_and_header_values_bytes(request: Request) -> int:
+    request_line = f"{request.method} {request.target} {request.protocol}"
+    return len(request_line.encode("latin-1")) + sum(len(value.encode("latin-1")) for _, value in request.headers)
 
 
 def _http_response(invocation: Invocation) -> tuple[int, dict[str, str], tuple[str, ...], bytes]:

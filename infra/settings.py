@@ -4,7 +4,7 @@ infra.testing, so both bind the template the same way)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,28 @@ FAKE_CREDENTIALS = {
 }
 # Friendly aliases for template parameters.
 PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds"}
+CORS_PARAMETER = "CorsAllowedOrigins"
+
+
+def local_origins(api_port: int) -> list[str]:
+    """The origins of the page the local stack serves on `api_port`, by both names people type."""
+    return [f"http://localhost:{api_port}", f"http://127.0.0.1:{api_port}"]
+
+
+def port_following_overrides(
+    api_port: int, parameters: Mapping[str, str | list[str]], overrides: Collection[str]
+) -> dict[str, str]:
+    """Overrides that make the template's local defaults follow LEYLINE_API_PORT.
+
+    The template's CorsAllowedOrigins default names port 8080 (it stays the only source of truth on AWS);
+    on another port the page's own upload to the bucket would be refused. So, when the template declares
+    the parameter (`parameters`, its bound values) and the user did not set it (`overrides`), the local
+    stack allows the page's origins on its port instead. Empty when nothing needs changing.
+    """
+    if CORS_PARAMETER not in parameters or CORS_PARAMETER in overrides:
+        return {}
+    origins = local_origins(api_port)
+    return {} if parameters[CORS_PARAMETER] == origins else {CORS_PARAMETER: ",".join(origins)}
 
 
 @dataclass(frozen=True)
@@ -54,10 +76,16 @@ class Settings:
         )
 
     def load_stack(self) -> Stack:
+        stack = self._bind(self.parameter_overrides)
+        # Only the bound template says which parameters it declares: bind again if a default must follow the port.
+        local = port_following_overrides(self.api_port, stack.parameters, self.parameter_overrides)
+        return self._bind({**self.parameter_overrides, **local}) if local else stack
+
+    def _bind(self, overrides: Mapping[str, str]) -> Stack:
         return load_stack(
             self.template,
             stack_name=self.stack_name,
             region=REGION,
             account_id=ACCOUNT_ID,
-            parameter_overrides=self.parameter_overrides,
+            parameter_overrides=overrides,
         )

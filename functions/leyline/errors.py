@@ -58,6 +58,13 @@ class VideoNotReady(LeylineError):
     status = 409
 
 
+class TaskFailed(LeylineError):
+    """The task ended in FAILURE (or its upload never came): its video will never exist."""
+
+    code = "TASK_FAILED"
+    status = 409
+
+
 class PayloadTooLarge(LeylineError):
     code = "FILE_TOO_LARGE"
     status = 413
@@ -66,7 +73,8 @@ class PayloadTooLarge(LeylineError):
 class InvalidImage(LeylineError):
     """The uploaded bytes cannot become a video: permanent, never worth a retry.
 
-    Codes: EMPTY_FILE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE, IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, FILE_TOO_LARGE.
+    Codes: EMPTY_FILE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE, IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, IMAGE_TOO_COMPLEX,
+    FILE_TOO_LARGE.
     """
 
     code = "INVALID_IMAGE"

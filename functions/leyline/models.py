@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote
 
 from leyline.errors import InvalidTaskId
 
@@ -39,7 +40,7 @@ def new_task_id() -> str:
 def parse_task_id(raw: str) -> str:
     """Accepts a task id, or the seed's video file name `<task_id>.mp4`."""
     candidate = raw.lower().removesuffix(".mp4")
-    if not _TASK_ID.match(candidate):
+    if not _TASK_ID.fullmatch(candidate):  # fullmatch: `$` alone would let a trailing newline through
         raise InvalidTaskId("Task ids are UUIDs such as 3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c.")
     return candidate
 
@@ -54,9 +55,18 @@ def video_key(task_id: str) -> str:
 
 
 def task_id_from_upload_key(key: str) -> str:
-    if not key.startswith(UPLOAD_PREFIX):
-        raise InvalidTaskId(f"{key!r} is not under {UPLOAD_PREFIX}")
-    return parse_task_id(key[len(UPLOAD_PREFIX) :])
+    """Only the exact key a task's presigned POST names, `uploads/<task_id>`, starts that task: unlike the
+    API's lenient parse_task_id, no other case and no `.mp4` (another key is another object, never the upload)."""
+    task_id = key.removeprefix(UPLOAD_PREFIX)
+    if task_id == key or not _TASK_ID.fullmatch(task_id):
+        raise InvalidTaskId(f"{key!r} is not an upload key ({UPLOAD_PREFIX}<task_id>)")
+    return task_id
+
+
+def task_id_from_video_url(path: str) -> str:
+    """The task id in the last segment of a video URL (`.../videos/<task_id>.mp4?...`), as the seed's clients
+    send it back in `GET /video/<video_url>`; `path` is what follows `/video/`, percent-decoded or not."""
+    return parse_task_id(unquote(path).partition("?")[0].rpartition("/")[2])
 
 
 def utc_now() -> datetime:
@@ -97,6 +107,19 @@ class QueueSnapshot:
 
     ahead: int
     head_started_at: datetime | None  # None while the head of the line has not entered the model
+
+
+@dataclass(frozen=True)
+class ClientBacklog:
+    """One client's unfinished tasks, as the cap on them counts them."""
+
+    in_line: int  # uploaded: waiting for the model or inside it
+    open_tickets: int  # PENDING, their upload window still open
+    oldest_ticket_at: datetime | None  # when the oldest of those open tickets was created
+
+    @property
+    def unfinished(self) -> int:
+        return self.in_line + self.open_tickets
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Headless Debian Chromium, driven by Playwright, against a local stack whose bucket accepts the page's origin."""
+"""Headless Debian Chromium, driven by Playwright, against a local stack started with its own defaults."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from infra.testing import LocalStack
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console
-from tests.stack import local_stack
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MODEL_SECONDS = "3"  # long enough for the page's once-a-second polls to catch the bar mid-way
@@ -18,8 +17,10 @@ MODEL_SECONDS = "3"  # long enough for the page's once-a-second polls to catch t
 
 @pytest.fixture(scope="session")
 def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # local_stack lists the page's origin in CorsAllowedOrigins: the browser's upload to the bucket needs it.
-    with local_stack(tmp_path_factory.mktemp("web-stack"), MODEL_SECONDS) as running:
+    """The stack as a user starts it on a port other than 8080: CorsAllowedOrigins left to its default, which
+    must follow the port, or the browser's upload to the bucket is refused."""
+    stack = LocalStack(env={"LEYLINE_MODEL_SECONDS": MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("web-stack"))
+    with stack as running:
         yield running
 
 

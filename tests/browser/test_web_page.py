@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,28 @@ def test_an_upload_shows_live_progress_then_plays_the_video(
     assert video.body()[4:8] == b"ftyp"
 
     page.screenshot(path=artifacts / "web-page-success.png", full_page=True)
+    assert console.errors == []
+
+
+def test_on_a_port_other_than_8080_the_page_uploads_by_either_host_name(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path
+) -> None:
+    # Given the stack started without CorsAllowedOrigins on a port other than 8080, its page opened as localhost
+    # (the other tests open it as 127.0.0.1)
+    assert web_stack.api_port != 8080
+    assert "LEYLINE_PARAMETER_OVERRIDES" not in web_stack.env
+    page.goto(f"http://localhost:{web_stack.api_port}")
+
+    # When a person picks an image
+    page.get_by_label("Choose an image").set_input_files(photo)
+
+    # Then the browser's upload straight to the bucket is allowed: the task enters the history, no notice shows
+    entry = page.locator("#history button").filter(has_text=photo.name)
+    expect(entry).to_have_count(1, timeout=DONE_TIMEOUT_MS)
+    expect(page.locator("#notice")).to_be_empty()
+    # And the bucket has the image: the task leaves PENDING (once the upload event went through the intake)
+    task_id = entry.get_attribute("data-id")
+    assert _state_after_pending(web_stack.api_url, str(task_id)) in ("QUEUED", "PROCESSING", "SUCCESS")
     assert console.errors == []
 
 
@@ -183,6 +206,22 @@ def _recorded(page: Page, element_id: str) -> list[Any]:
     return values
 
 
+def _state_after_pending(api_url: str, task_id: str, timeout: float = 30.0) -> str:
+    """The task's first state other than PENDING, polled for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state: str = requests.get(f"{api_url}/status/{task_id}", timeout=10).json()["state"]
+        if state != "PENDING" or time.monotonic() > deadline:
+            return state
+        time.sleep(0.2)
+
+
 def _wait_until_playable(page: Page) -> None:
-    """HAVE_CURRENT_DATA or better: the browser has decoded a frame of the video."""
-    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=DONE_TIMEOUT_MS)
+    """HAVE_CURRENT_DATA or better: the browser has decoded a frame of the video.
+
+    Polled from here: page.wait_for_function evaluates its predicate inside the page, which the page's
+    Content-Security-Policy (no 'unsafe-eval') forbids, as it should."""
+    deadline = time.monotonic() + DONE_TIMEOUT_MS / 1000
+    while page.evaluate("document.getElementById('player').readyState") < 2:
+        assert time.monotonic() < deadline, "the video never became playable"
+        page.wait_for_timeout(100)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 FUNCTIONS = Path(__file__).parents[2] / "functions"
 UNKNOWN_TASK = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
+UNWRITABLE = "/sys"  # Linux's sysfs: no file can be created at its top, not even by root
 
 
 @pytest.fixture
@@ -154,6 +155,50 @@ def test_each_failure_is_one_line_and_a_documented_exit_code(
         assert run.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("/nonexistent/dir/x.mp4", "/nonexistent/dir is not a directory"),
+        (f"{UNWRITABLE}/x.mp4", "Permission denied"),  # a directory that exists, not writable even by root
+        (UNWRITABLE, "Permission denied"),  # -o DIR: the video would go in it, under the image's name
+    ],
+    ids=["missing-directory", "unwritable-directory", "unwritable-directory-as-output"],
+)
+@pytest.mark.skipif(not Path(UNWRITABLE).is_dir(), reason=f"no {UNWRITABLE} on this system")
+def test_an_output_that_cannot_be_written_is_refused_before_anything_is_uploaded(
+    stack: LocalStack, photo: Path, tmp_path: Path, output: str, reason: str
+) -> None:
+    # Given the tasks that exist so far
+    tasks_before = count_tasks(stack)
+
+    # When a person asks for the video somewhere it cannot be written
+    run = leyline("generate", "photo.png", "-o", output, "--api", stack.api_url, cwd=tmp_path)
+
+    # Then it exits 3 with one sentence naming the place and why, and nothing else on stderr: no task line,
+    # no upload or progress, because the check came first
+    assert run.returncode == 3
+    target = output if output.endswith(".mp4") else f"{output}/photo.mp4"
+    assert run.stderr == f"leyline: error: cannot write {target}: {reason}\n"
+    assert run.stdout == ""
+    # And no task was created, and no file was left behind
+    assert count_tasks(stack) == tasks_before
+    assert [path.name for path in tmp_path.iterdir()] == ["photo.png"]
+
+
+def test_checking_the_output_leaves_nothing_beside_it(photo: Path, tmp_path: Path) -> None:
+    # Given a writable output directory and an API that is not there
+    out = tmp_path / "out"
+    out.mkdir()
+    api = f"http://127.0.0.1:{free_port()}"
+
+    # When generate checks the output, then fails to reach the API
+    run = leyline("generate", str(photo), "-o", str(out / "x.mp4"), "--api", api, cwd=tmp_path)
+
+    # Then it got past the output check (exit 4, unreachable), and the check left no file in the directory
+    assert run.returncode == 4, run.stderr
+    assert list(out.iterdir()) == []
+
+
 def test_ctrl_c_exits_130_and_leaves_no_file(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
     # Given generate running, past the upload
     process = subprocess.Popen(
@@ -195,6 +240,11 @@ def test_an_interrupted_download_removes_its_partial_file(stack: LocalStack, pho
     with pytest.raises(KeyboardInterrupt):
         LeylineClient(stack.api_url).download(task_id, out / "video.mp4", interrupt)
     assert list(out.iterdir()) == []
+
+
+def count_tasks(stack: LocalStack) -> int:
+    count: int = stack.client("dynamodb").scan(TableName=stack.physical_name("TasksTable"), Select="COUNT")["Count"]
+    return count
 
 
 def assert_one_error_line(stderr: str, message: str) -> None:

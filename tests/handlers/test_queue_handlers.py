@@ -238,3 +238,30 @@ def test_a_dead_job_never_overwrites_a_finished_task(invoke, aws, template):
     # When a stale copy of its job comes from the dead-letter queue, Then it stays a SUCCESS
     assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}
     assert status_of(invoke, task_id)[1]["state"] == "SUCCESS"
+
+
+def test_only_the_exact_key_of_its_presigned_post_starts_a_task(invoke, aws, template):
+    # Given a task waiting for its upload, and objects landing under keys that only resemble its key
+    task_id = body(invoke("ApiFunction", sample_event("http-create-upload.json")))["task_id"]
+    bucket = template.functions["ApiFunction"].environment["MEDIA_BUCKET"]
+    for key in (f"uploads/{task_id.upper()}", f"uploads/{task_id}.mp4"):
+        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=EXAMPLE, ContentType="image/png")
+
+        # When the intake handles each one's event
+        event = receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json")
+        assert json.loads(event["Records"][0]["body"])["detail"]["object"]["key"] == key
+        assert invoke("IntakeFunction", event) == {"batchItemFailures": []}
+        # handled: the event source mapping deletes it
+        intake_queue, receipt = queue_url(template, "IntakeQueue"), event["Records"][0]["receiptHandle"]
+        aws.client("sqs").delete_message(QueueUrl=intake_queue, ReceiptHandle=receipt)
+
+        # Then the task still waits for its own upload, and nothing went to the model
+        assert status_of(invoke, task_id)[1]["state"] == "PENDING"
+        jobs = aws.client("sqs").receive_message(QueueUrl=queue_url(template, "JobsQueue"), WaitTimeSeconds=0)
+        assert not jobs.get("Messages")
+
+    # And the exact key uploads/<task_id> starts it
+    put_upload(aws, template, task_id, EXAMPLE)
+    event = receive_as_lambda_event(aws, queue_url(template, "IntakeQueue"), "sqs-intake-record.json")
+    assert invoke("IntakeFunction", event) == {"batchItemFailures": []}
+    assert status_of(invoke, task_id)[1]["state"] == "QUEUED"

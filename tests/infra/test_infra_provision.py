@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from infra.provision import provision, provisioning_order
+from infra.settings import Settings, port_following_overrides
 from infra.template import TemplateError, load_stack
 
 ROOT = Path(__file__).parents[2]
@@ -137,3 +138,50 @@ def test_an_unknown_resource_type_fails_before_anything_is_created(tmp_path, mon
         with pytest.raises(TemplateError, match="AWS::SNS::Topic"):
             provision(stack, session, None)
         assert session.client("s3").list_buckets()["Buckets"] == []
+
+
+TEMPLATE_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
+
+
+def test_the_cors_default_follows_the_api_port_when_the_user_did_not_set_it():
+    # Given the template's default origins (port 8080), When the local API runs on 18080 with no override
+    local = port_following_overrides(18080, {"CorsAllowedOrigins": TEMPLATE_ORIGINS}, overrides={})
+    # Then the page's origins on 18080, by both names, are the allowed ones
+    assert local == {"CorsAllowedOrigins": "http://localhost:18080,http://127.0.0.1:18080"}
+
+
+@pytest.mark.parametrize(
+    ("port", "parameters", "overrides"),
+    [
+        (18080, {"CorsAllowedOrigins": ["https://mine.example"]}, {"CorsAllowedOrigins": "https://mine.example"}),
+        (8080, {"CorsAllowedOrigins": TEMPLATE_ORIGINS}, {}),
+        (18080, {"ModelSeconds": "30"}, {}),
+    ],
+    ids=["set-by-the-user", "already-the-port", "not-declared"],
+)
+def test_the_cors_default_is_left_alone_when_the_user_set_it_or_nothing_needs_it(port, parameters, overrides):
+    # Given origins the user chose, a port the default already names, or a template without the parameter
+    # When the local defaults are worked out, Then there is nothing to override
+    assert port_following_overrides(port, parameters, overrides) == {}
+
+
+def test_a_local_stack_on_another_port_lets_its_page_upload_to_the_bucket(monkeypatch):
+    # Given the local stack's settings for API port 18080, CorsAllowedOrigins not set
+    settings = Settings.from_env({"LEYLINE_API_PORT": "18080", "LEYLINE_PARAMETER_OVERRIDES": "RetentionDays=3"})
+    stack = settings.load_stack()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        session = boto3.Session(region_name=stack.region)
+        # When it is provisioned
+        provision(stack, session, None)
+        # Then the bucket's CORS (read back from moto) and the API's allow the page's origins on 18080
+        rule = session.client("s3").get_bucket_cors(Bucket=stack.physical_name("MediaBucket"))["CORSRules"][0]
+    expected = ["http://localhost:18080", "http://127.0.0.1:18080"]
+    assert rule["AllowedOrigins"] == expected
+    cors = stack.http_api.cors if stack.http_api else None
+    assert cors is not None
+    assert list(cors.allow_origins) == expected
+    # And the user's other overrides still apply
+    assert stack.parameters["RetentionDays"] == "3"

@@ -1,6 +1,8 @@
-"""Issue 3 through the real local stack: every bad input gets a clear answer fast, good ones become videos."""
+"""Issues 3 and 17 through the real local stack: every bad input gets a clear answer fast, good ones become videos."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import pytest
 import requests
@@ -93,3 +95,45 @@ def test_a_phone_photo_with_exif_orientation_is_upright(stack):
     assert isinstance(bottom, tuple)
     assert top[0] > 150 > top[2]
     assert bottom[2] > 150 > bottom[0]
+
+
+def held_the_model_seconds(final: dict) -> float:
+    return (datetime.fromisoformat(final["finished_at"]) - datetime.fromisoformat(final["started_at"])).total_seconds()
+
+
+def test_a_many_scan_jpeg_fails_in_seconds_and_the_task_behind_it_succeeds(stack):
+    # Given a small valid JPEG of 4000 near-empty scans (libjpeg alone would take ~8 s on it), and right
+    # behind it a good image
+    hostile = upload_presigned(stack.api_url, imagefactory.many_scan_jpeg(), "image/jpeg")
+    behind = upload_presigned(stack.api_url, imagefactory.png(640, 360))
+
+    # When the model gets to them
+    refused = poll_until_final(stack.api_url, hostile, timeout=60)[-1]
+    done = poll_until_final(stack.api_url, behind, timeout=60)[-1]
+
+    # Then the hostile one is a FAILURE with the clear code, having held the model for seconds at most
+    assert refused["state"] == "FAILURE"
+    assert refused["error"]["code"] == "IMAGE_TOO_COMPLEX"
+    assert held_the_model_seconds(refused) < 5
+    # And the one behind it became a video
+    assert done["state"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(("fmt", "content_type"), [("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+def test_an_image_with_malformed_exif_becomes_an_upright_video(stack, fmt, content_type):
+    # Given a portrait picture stored sideways with orientation 6 beside an EXIF tag Pillow cannot write
+    # back (it made the orientation step raise TypeError, retried three times into PROCESSING_FAILED)
+    data = imagefactory.sideways_with_exif(imagefactory.MALFORMED_EXIF["resolution_as_text"], fmt)
+    task_id = upload_presigned(stack.api_url, data, content_type)
+
+    # When it is done, Then it is a SUCCESS: the pixels decoded, so they made a video
+    final = poll_until_final(stack.api_url, task_id)[-1]
+    assert final["state"] == "SUCCESS"
+    # And the readable orientation was honoured: a portrait video, red on top
+    video = requests.get(final["video_url"], timeout=10).content
+    info = probe_video(video)
+    assert info.height > info.width
+    first = frame_at(video, 0)
+    top = first.getpixel((first.width // 2, first.height // 8))
+    assert isinstance(top, tuple)
+    assert top[0] > 150 > top[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,41 @@ def test_seed_curl_flow_produces_a_downloadable_mp4(stack):
         assert redirect.status_code == 302
         followed = requests.get(redirect.headers["Location"], timeout=10)
         assert followed.content == video.content
+
+
+def test_a_client_written_for_the_seed_runs_its_whole_sequence_unchanged(stack):
+    """The seed answered `video_url` with a bare file name and served it at GET /video/<filename>, so its
+    clients call GET /video/<video_url>. Here video_url is a presigned URL: that same call must still work."""
+    client = requests.Session()
+
+    # Given the seed client's upload: POST /upload, multipart, field `image`
+    accepted = client.post(f"{stack.api_url}/upload", files={"image": EXAMPLE.open("rb")}, timeout=10)
+    assert accepted.status_code == 202
+    task_id = accepted.json()["task_id"]
+
+    # When it polls GET /status/<task_id> until SUCCESS (bounded) and reads video_url
+    deadline = time.monotonic() + 120
+    while (status := client.get(f"{stack.api_url}/status/{task_id}", timeout=10).json())["state"] != "SUCCESS":
+        assert status["state"] != "FAILURE", status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    video_url = status["video_url"]
+
+    # And asks for GET /video/<video_url> exactly as it was written for the seed, following the redirect
+    video = client.get(f"{stack.api_url}/video/{video_url}", timeout=10)
+
+    # Then it gets the MP4, through the same 302 as GET /video/<task_id>
+    assert video.status_code == 200
+    assert video.content[4:8] == b"ftyp"
+    assert [hop.status_code for hop in video.history] == [302]
+    by_id = client.get(f"{stack.api_url}/video/{task_id}", allow_redirects=False, timeout=10)
+    assert video.history[0].headers["Location"].split("?")[0] == by_id.headers["Location"].split("?")[0]
+
+    # And HEAD on those GET routes answers as GET does, without a body, through the gateway too
+    for path in (f"/status/{task_id}", f"/video/{task_id}", f"/video/{video_url}", "/"):
+        head = client.head(f"{stack.api_url}{path}", timeout=10)
+        assert head.status_code == (302 if path.startswith("/video/") else 200), path
+        assert head.content == b""
 
 
 def test_presigned_flow_goes_straight_to_s3(stack):

@@ -3,7 +3,15 @@ from datetime import UTC, datetime
 import pytest
 
 from leyline.errors import InvalidTaskId
-from leyline.models import iso, parse_iso, parse_task_id, task_id_from_upload_key, upload_key, video_key
+from leyline.models import (
+    iso,
+    parse_iso,
+    parse_task_id,
+    task_id_from_upload_key,
+    task_id_from_video_url,
+    upload_key,
+    video_key,
+)
 
 TASK = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
 
@@ -15,7 +23,9 @@ def test_task_ids_accept_the_seed_video_file_name():
     assert parse_task_id(TASK.upper()) == TASK
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "../etc/passwd", f"{TASK}x", "3f2b6c1e8d4a4b7e9c1d2a5e6f7a8b9c", "%2e%2e"])
+@pytest.mark.parametrize(
+    "raw", [f"{TASK}\n", "", "abc", "../etc/passwd", f"{TASK}x", "3f2b6c1e8d4a4b7e9c1d2a5e6f7a8b9c", "%2e%2e"]
+)
 def test_malformed_task_ids_are_refused(raw):
     with pytest.raises(InvalidTaskId):
         parse_task_id(raw)
@@ -34,3 +44,36 @@ def test_times_are_iso_8601_utc_and_round_trip():
     assert iso(moment) == "2026-11-25T06:30:02.123Z"
     assert parse_iso(iso(moment)) == moment
     assert iso(None) is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [f"uploads/{TASK.upper()}", f"uploads/{TASK}.mp4", f"uploads/{TASK}\n", f"uploads/{TASK}/x", f"uploads//{TASK}"],
+)
+def test_only_the_exact_key_of_the_presigned_post_is_a_tasks_upload(key):
+    # Given an object key that only resembles uploads/<task_id> (another case, a suffix, a sub-key)
+    # When the intake reads it, Then it names no task (parse_task_id stays lenient for the API's paths)
+    with pytest.raises(InvalidTaskId):
+        task_id_from_upload_key(key)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        TASK,
+        f"{TASK}.mp4",
+        f"http://127.0.0.1:4566/leyline-media/videos/{TASK}.mp4?X-Amz-Credential=a%2Fb%2Fc&X-Amz-Signature=0f",
+        f"https://leyline-media.s3.amazonaws.com/videos/{TASK}.mp4?response-content-disposition=inline",
+        f"http%3A%2F%2F127.0.0.1%3A4566%2Fleyline-media%2Fvideos%2F{TASK}.mp4%3FX-Amz-Expires%3D3600",
+    ],
+)
+def test_a_video_url_sent_back_in_the_path_names_its_task(url):
+    # Given what a seed client puts after GET /video/: a task id, its file name, or the whole presigned URL
+    # Then the task comes out of its last segment
+    assert task_id_from_video_url(url) == TASK
+
+
+@pytest.mark.parametrize("url", ["", "http://h/videos/", f"http://h/videos/{TASK}.mp4/", "http://h/videos/x.mp4"])
+def test_a_video_url_without_a_task_file_at_its_end_is_refused(url):
+    with pytest.raises(InvalidTaskId):
+        task_id_from_video_url(url)

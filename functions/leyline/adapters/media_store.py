@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -74,3 +75,14 @@ class MediaStore:
                 ExpiresIn=expires_in,
             )
         )
+
+    def browser_origins(self) -> tuple[str, ...]:
+        """The origins a browser reaches for presigned uploads and downloads (the page's CSP allows them):
+        the bucket's S3 host on AWS, the moto server locally. Presigning is local: no request is made."""
+        urls = (
+            self._s3.generate_presigned_post(Bucket=self._bucket, Key="uploads/origin", ExpiresIn=60)["url"],
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": "videos/origin.mp4"}, ExpiresIn=60
+            ),
+        )
+        return tuple(dict.fromkeys(f"{part.scheme}://{part.netloc}" for part in map(urlsplit, urls)))

@@ -14,7 +14,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from leyline.models import QueueSnapshot, Task, TaskState, iso, parse_iso
+from leyline.models import ClientBacklog, QueueSnapshot, Task, TaskState, iso, parse_iso
 
 QUEUE_INDEX = "QueueIndex"
 CLIENT_INDEX = "ClientIndex"
@@ -113,18 +113,27 @@ class TaskRepository:
         ahead = self._count(QUEUE_INDEX, "#queue = :active AND queued_seq < :seq", {":active": ACTIVE, ":seq": seq})
         return QueueSnapshot(ahead=ahead, head_started_at=self._head_started_at() if ahead else None)
 
-    def count_unfinished(self, client: str, pending_since: datetime) -> int:
+    def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:
         """Tasks of `client` not yet finished, leaving out uploads that can no longer arrive
-        (PENDING since before `pending_since`)."""
+        (PENDING since before `pending_since`), and when its oldest open upload ticket was created."""
         pending = {":client": client, ":pending": TaskState.PENDING.value}
         in_line = self._count(CLIENT_INDEX, "waiting_client = :client", pending, where="#state <> :pending")
-        awaiting_upload = self._count(
-            CLIENT_INDEX,
-            "waiting_client = :client AND created_at >= :since",
+        query = _expressions(
             pending | {":since": iso(pending_since)},
-            where="#state = :pending",
+            KeyConditionExpression="waiting_client = :client AND created_at >= :since",
+            FilterExpression="#state = :pending",
         )
-        return in_line + awaiting_upload
+        tickets: list[str] = []  # oldest first: the index sorts by created_at
+        while True:
+            page = self._dynamodb.query(
+                TableName=self._table, IndexName=CLIENT_INDEX, ProjectionExpression="created_at", **query
+            )
+            tickets += [str(_unmarshal(item)["created_at"]) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        oldest = parse_iso(tickets[0]) if tickets else None
+        return ClientBacklog(in_line=in_line, open_tickets=len(tickets), oldest_ticket_at=oldest)
 
     def _count(self, index: str, key: str, values: dict[str, Any], where: str | None = None) -> int:
         query = _expressions(values, KeyConditionExpression=key, FilterExpression=where)

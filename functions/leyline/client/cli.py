@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,10 +192,21 @@ def _read(path: Path) -> bytes:
 
 
 def _output_path(output: Path | None, image: Path) -> Path:
-    """Checked before any upload, so a typo in -o does not cost a whole run."""
+    """Checked before any upload, so a typo in -o or a place we may not write to does not cost a whole run."""
     target = output or Path(f"{image.stem}.mp4")
     if target.is_dir():
         target = target / f"{image.stem}.mp4"
     if not target.parent.is_dir():
         raise LocalFileError(f"cannot write {target}: {target.parent} is not a directory", "OUTPUT_NOT_WRITABLE")
+    _check_writable(target)
     return target
+
+
+def _check_writable(target: Path) -> None:
+    """Creates, then removes, a file beside `target`, as the download will. Permission bits cannot tell:
+    root ignores them, and a read-only mount does not show in them."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".check"):
+            pass
+    except OSError as exc:
+        raise LocalFileError(f"cannot write {target}: {exc.strerror or exc}", "OUTPUT_NOT_WRITABLE") from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -30,12 +32,9 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
-# A <variable> path segment, as Powertools matches it (its _SAFE_URI, _UNSAFE_URI and word characters).
-_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
-
-
 class _Resolver(APIGatewayHttpResolver):
-    """Remembers which methods each route path takes, so that a wrong method answers 405 with Allow."""
+    """Adds what Powertools leaves out: 405 with Allow for a wrong method on a known path, HEAD on every
+    GET route, and API Gateway's greedy `<name+>` variable (the rest of the path, slashes included)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,18 +42,32 @@ class _Resolver(APIGatewayHttpResolver):
 
     def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
         methods = (method,) if isinstance(method, str) else tuple(method)
-        pattern = re.compile(
-            "".join(
-                _SEGMENT if re.fullmatch(r"<\w+>", part) else re.escape(part) for part in re.split(r"(<\w+>)", rule)
-            )
-        )
-        self._methods_by_path.append((pattern, tuple(m.upper() for m in methods)))
+        self._methods_by_path.append((self._compile_regex(rule), tuple(m.upper() for m in methods)))
         return super().route(rule, method, *args, **kwargs)
 
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> re.Pattern[str]:
+        greedy = re.fullmatch(r"(.*)<(\w+)\+>", rule)  # API Gateway allows it as the last segment only
+        if greedy is None:
+            return APIGatewayHttpResolver._compile_regex(rule, base_regex)
+        head = APIGatewayHttpResolver._compile_regex(greedy[1], "{}").pattern
+        return re.compile(base_regex.format(f"{head}(?P<{greedy[2]}>.+)"))
+
     def allowed_methods(self, path: str) -> list[str]:
-        """The methods of the routes whose path matches `path` (empty: no such path)."""
-        found = {m for pattern, methods in self._methods_by_path if pattern.fullmatch(path) for m in methods}
-        return sorted(found)
+        """The methods of the routes whose path matches `path` (empty: no such path); HEAD wherever GET is."""
+        found = {m for pattern, methods in self._methods_by_path if pattern.match(path) for m in methods}
+        return sorted(found | {"HEAD"} if "GET" in found else found)
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """HEAD answers what GET would, status and headers, without the body (RFC 9110, 9.3.2)."""
+        http = event.get("requestContext", {}).get("http", {})
+        if http.get("method") != "HEAD":
+            return super().resolve(event, context)
+        path = APIGatewayProxyEventV2(dict(event)).path
+        as_get = "GET" in self.allowed_methods(path)  # else HEAD itself gets the 404/405
+        method = "GET" if as_get else "HEAD"
+        request = {**event, "requestContext": {**event["requestContext"], "http": {**http, "method": method}}}
+        return {**super().resolve(request, context), "body": "", "isBase64Encoded": False}
 
 
 def build_resolver() -> APIGatewayHttpResolver:
@@ -87,6 +100,26 @@ def build_resolver() -> APIGatewayHttpResolver:
     return app
 
 
+def page_security_headers(page: str, storage_origins: Iterable[str]) -> dict[str, str]:
+    """A Content-Security-Policy for `page`: its own inline <script> and <style> by hash (nothing else runs),
+    fetches to the API itself and to storage (presigned uploads and videos), no framing anywhere."""
+    scripts = " ".join(_sha256_sources(page, "script"))
+    styles = " ".join(_sha256_sources(page, "style"))
+    storage = " ".join(storage_origins)
+    policy = (
+        f"default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' data:;"
+        f" connect-src 'self' {storage}; media-src 'self' {storage}; base-uri 'none'; form-action 'none';"
+        " frame-ancestors 'none'"
+    )
+    return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"}
+
+
+def _sha256_sources(page: str, tag: str) -> list[str]:
+    """CSP hash sources of each inline <tag> element's text, exactly as the page carries it."""
+    bodies = re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}>", page, flags=re.DOTALL)
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in bodies]
+
+
 def raw_body(event: APIGatewayProxyEventV2) -> bytes:
     if event.body is None:
         return b""
@@ -109,26 +142,58 @@ def json_object(event: APIGatewayProxyEventV2) -> dict[str, Any]:
     return parsed
 
 
+# A form for POST /upload needs one part; a few more are tolerated (a client may add its own fields). The cap
+# and the header size bound the parser's work whatever the body: 300,000 empty parts are refused at once.
+MAX_FORM_PARTS = 16
+MAX_PART_HEADER_BYTES = 8 * 1024
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
 def multipart_file(event: APIGatewayProxyEventV2, field: str) -> bytes:
     """The bytes of one file field of a multipart/form-data body. Its file name is ignored on purpose."""
     # Only the seed's POST /upload reads a form: the HTTP header policy its parser needs (email.policy,
     # about 3 ms to import) stays out of every cold start.
-    from email.parser import BytesParser
+    from email.parser import BytesHeaderParser
     from email.policy import HTTP
 
     content_type = event.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise BadRequest(f"Send the image as multipart/form-data in the field '{field}'.", code="MISSING_IMAGE")
+    unreadable = BadRequest(f"The form cannot be read; send the image in the field '{field}'.", code="MISSING_IMAGE")
+    parse_headers = BytesHeaderParser(policy=HTTP).parsebytes
     try:
-        message = BytesParser(policy=HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw_body(event)
-        )
-        for part in message.iter_parts():
-            if part.get_param("name", header="content-disposition") == field:
-                payload = part.get_payload(decode=True)
-                return payload if isinstance(payload, bytes) else b""
-    except (RecursionError, UnicodeEncodeError) as exc:  # parts nested too deep; a non-Latin-1 Content-Type
-        raise BadRequest(
-            f"The form cannot be read; send the image in the field '{field}'.", code="MISSING_IMAGE"
-        ) from exc
+        boundary = parse_headers(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n").get_boundary()
+        if not boundary or len(boundary) > 70:  # RFC 2046: 1 to 70 characters
+            raise unreadable
+        for headers, content in _form_parts(raw_body(event), boundary.encode("latin-1"), unreadable):
+            if parse_headers(headers).get_param("name", header="content-disposition") == field:
+                return content
+    except UnicodeEncodeError as exc:  # a non-Latin-1 Content-Type or boundary
+        raise unreadable from exc
     raise BadRequest(f"The form has no '{field}' field; send the image in it.", code="MISSING_IMAGE")
+
+
+def _form_parts(body: bytes, boundary: bytes, unreadable: BadRequest) -> list[tuple[bytes, bytes]]:
+    """(headers, content) of each part of a form (RFC 7578): at most MAX_FORM_PARTS, or a 400 before any.
+
+    Only the outer parts are split, in C (bytes.split); a part's content is never parsed further: form-data
+    has no nesting, so a nested multipart is only bytes that are not an image. The preamble before the first
+    delimiter and the epilogue after the last are ignored, as RFC 2046 says."""
+    pieces = (b"\n" + body).split(b"\n--" + boundary, MAX_FORM_PARTS + 1)
+    if len(pieces) == MAX_FORM_PARTS + 2 and not pieces[-1].startswith(b"--"):
+        raise BadRequest(f"The form has more than {MAX_FORM_PARTS} parts; send the image alone.", code="TOO_MANY_PARTS")
+    parts: list[tuple[bytes, bytes]] = []
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):  # the close delimiter
+            break
+        line_end = piece.find(b"\n", 0, 1024)
+        if line_end < 0 or piece[:line_end].strip(b" \t\r"):  # the boundary went on: it is in the content
+            raise unreadable
+        part = piece[line_end + 1 :]
+        window = b"\n" + part[:MAX_PART_HEADER_BYTES]
+        blank = _BLANK_LINE.search(window)
+        if blank is None:  # headers that never end, or longer than any real client sends
+            raise unreadable
+        content = part[blank.end() - 1 :]
+        parts.append((window[1 : blank.start() + 1], content.removesuffix(b"\r")))  # CRLF before a delimiter
+    return parts

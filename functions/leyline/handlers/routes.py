@@ -18,10 +18,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from leyline.adapters.media_store import MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
-from leyline.handlers.http import build_resolver, json_object, json_response, multipart_file
+from leyline.handlers.http import (
+    build_resolver,
+    json_object,
+    json_response,
+    multipart_file,
+    page_security_headers,
+)
 from leyline.handlers.request_bodies import create_upload_request, create_upload_request_schema
 from leyline.logic.tasks import create_inline_upload, create_presigned_upload, get_status, video_location
-from leyline.models import TASK_ID_PATTERN, parse_task_id, utc_now
+from leyline.models import TASK_ID_PATTERN, parse_task_id, task_id_from_video_url, utc_now
 
 settings = Settings.from_env()
 tasks = TaskRepository(settings.tasks_table)
@@ -49,7 +55,13 @@ def _errors(*statuses: int) -> dict[int, OpenAPIResponse]:
 
 @app.get("/", summary="The web page", include_in_schema=False)
 def web_page() -> Response[str]:
-    return Response(200, "text/html; charset=utf-8", WEB_PAGE, headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache", **_page_security_headers()}
+    return Response(200, "text/html; charset=utf-8", WEB_PAGE, headers=headers)
+
+
+@cache  # the storage origins come from presigning (no request is made), once per instance
+def _page_security_headers() -> dict[str, str]:
+    return page_security_headers(WEB_PAGE, media.browser_origins())
 
 
 @app.get("/openapi.json", summary="This document", include_in_schema=False)
@@ -111,11 +123,19 @@ def status(task_id: str) -> Response[str]:
 )
 @tracer.capture_method
 def video(task_id: str) -> Response[str]:
-    task_id = parse_task_id(task_id)
+    task_id = task_id_from_video_url(task_id)
     logger.append_keys(task_id=task_id)
     attachment = app.current_event.get_query_string_value("download") == "1"
     url = video_location(tasks, media, settings, task_id, utc_now(), attachment=attachment)
     return json_response(302, {"video_url": url}, headers={"Location": url})
+
+
+@app.get("/video/<video_url+>", summary="The seed's GET /video/<video_url>", include_in_schema=False)
+@tracer.capture_method
+def video_by_its_url(video_url: str) -> Response[str]:
+    """A client written for the seed, whose `video_url` was a file name, sends the whole presigned URL back:
+    `/video/http://host/bucket/videos/<task_id>.mp4?X-Amz-...`. Its last segment names the task."""
+    return video(video_url)
 
 
 def _task_created(task_id: str, message: str) -> None:

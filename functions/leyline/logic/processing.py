@@ -15,7 +15,7 @@ from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
 from leyline.errors import InvalidImage
 from leyline.logic.jobs import queue_sequence
-from leyline.media.images import load_image
+from leyline.media.isolation import load_image_within
 from leyline.media.video import render_video
 from leyline.models import TaskState, UploadJob, utc_now, video_key
 
@@ -89,7 +89,8 @@ def _load_upload(media: MediaStore, settings: Settings, job: UploadJob) -> Image
             f"The image is {stored.size} bytes; the limit is {settings.max_upload_bytes} bytes.",
             code="FILE_TOO_LARGE",
         )
-    return load_image(media.read(job.key))
+    # Decoded in a child under a time budget: no upload may hold the single model for long.
+    return load_image_within(media.read(job.key))
 
 
 def _render_in_model_time(image: Image.Image, settings: Settings, progress: ProgressReporter, started: float) -> bytes:

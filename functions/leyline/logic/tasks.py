@@ -8,9 +8,18 @@ from datetime import datetime, timedelta
 from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES, MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
-from leyline.errors import InvalidImage, PayloadTooLarge, TaskExpired, TaskNotFound, TooManyTasks, VideoNotReady
+from leyline.errors import (
+    InvalidImage,
+    PayloadTooLarge,
+    TaskExpired,
+    TaskFailed,
+    TaskNotFound,
+    TooManyTasks,
+    VideoNotReady,
+)
 from leyline.media.formats import sniff_format
 from leyline.models import (
+    ClientBacklog,
     Task,
     TaskState,
     TaskStatus,
@@ -79,9 +88,7 @@ def create_inline_upload(
 
 def get_status(tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
     task = _find(tasks, task_id, now)
-    upload_closed_at = task.created_at + _upload_window(settings)
-    if task.state is TaskState.PENDING and now > upload_closed_at:
-        _give_up_waiting_for_upload(task, upload_closed_at)
+    _give_up_if_upload_window_closed(task, settings, now)
     queue_position: int | None = None
     eta: float | None = None
     if task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None:
@@ -110,8 +117,12 @@ def video_location(
     tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime, *, attachment: bool
 ) -> str:
     task = _find(tasks, task_id, now)
+    _give_up_if_upload_window_closed(task, settings, now)
+    if task.state is TaskState.FAILURE:
+        reason = task.error_message or "The task failed."
+        raise TaskFailed(f"This task failed, so it has no video and never will: {reason}")
     if task.state is not TaskState.SUCCESS:
-        raise VideoNotReady(f"The video is not ready: the task is {task.state.value}.")
+        raise VideoNotReady(f"The video is not ready yet: the task is {task.state.value}.")
     return _video_url(media, settings, task.task_id, attachment=attachment)
 
 
@@ -122,10 +133,13 @@ def _check_size(size: int, limit: int, route: str) -> None:
         raise PayloadTooLarge(f"The image is {size} bytes; {route} takes at most {limit} bytes.")
 
 
-def _give_up_waiting_for_upload(task: Task, closed_at: datetime) -> None:
+def _give_up_if_upload_window_closed(task: Task, settings: Settings, now: datetime) -> None:
     """A task whose upload link expired unused can never start: report it as failed, not PENDING forever.
 
     Only the view changes: the record keeps PENDING and expires with its retention period."""
+    closed_at = task.created_at + _upload_window(settings)
+    if task.state is not TaskState.PENDING or now <= closed_at:
+        return
     task.state = TaskState.FAILURE
     task.finished_at = closed_at
     task.error_code = "UPLOAD_EXPIRED"
@@ -137,11 +151,28 @@ def _check_client_allowance(tasks: TaskRepository, settings: Settings, client: s
 
     Two requests racing can both pass the check: the cap is a fairness guard, not an exact quota."""
     limit = settings.max_waiting_tasks_per_client
-    if tasks.count_unfinished(client, pending_since=now - _upload_window(settings)) >= limit:
+    backlog = tasks.client_backlog(client, pending_since=now - _upload_window(settings))
+    if backlog.unfinished >= limit:
+        wait = _seconds_until_a_slot_frees(backlog, settings, now)
         raise TooManyTasks(
-            f"You already have {limit} videos waiting or in progress; try again when one is done.",
-            retry_after=math.ceil(settings.model_seconds),
+            f"You already have {limit} videos waiting for their upload or for the model;"
+            f" one of them frees its place in about {wait} s.",
+            retry_after=wait,
         )
+
+
+def _seconds_until_a_slot_frees(backlog: ClientBacklog, settings: Settings, now: datetime) -> int:
+    """Retry-After: the soonest moment one of the client's places frees.
+
+    An unused upload ticket frees its place when its upload window closes; a task in line frees one when
+    it finishes, one model run from now at best (the client index the API reads holds states, not places
+    in line, so a client whose tasks are further back is told again when it retries)."""
+    candidates: list[float] = []
+    if backlog.oldest_ticket_at is not None:
+        candidates.append((backlog.oldest_ticket_at + _upload_window(settings) - now).total_seconds())
+    if backlog.in_line:
+        candidates.append(settings.model_seconds)
+    return max(1, math.ceil(min(candidates, default=settings.model_seconds)))
 
 
 def _upload_window(settings: Settings) -> timedelta:
