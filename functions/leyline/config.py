@@ -17,7 +17,7 @@ class Settings:
     media_bucket: str
     model_seconds: float
     max_upload_bytes: int
-    max_inline_upload_bytes: int
+    max_form_upload_bytes: int
     retention_days: int
     upload_url_seconds: int
     video_url_seconds: int
@@ -32,7 +32,7 @@ class Settings:
             media_bucket=_text(env, "MEDIA_BUCKET"),
             model_seconds=_number(env, "MODEL_SECONDS"),
             max_upload_bytes=_whole(env, "MAX_UPLOAD_BYTES"),
-            max_inline_upload_bytes=_whole(env, "MAX_INLINE_UPLOAD_BYTES"),
+            max_form_upload_bytes=_whole(env, "MAX_FORM_UPLOAD_BYTES"),
             retention_days=_whole(env, "RETENTION_DAYS"),
             upload_url_seconds=_whole(env, "UPLOAD_URL_SECONDS"),
             video_url_seconds=_whole(env, "VIDEO_URL_SECONDS"),

@@ -1,6 +1,6 @@
 """Domain errors. Each carries a stable UPPER_SNAKE code and the HTTP status it maps to.
 
-Handlers map any LeylineError to `{"error": {"code", "message"}}` in one place (handlers/http.py);
+Handlers map any LeylineError to `{"error": {"code", "message"}}` in one place (handlers/http/resolver.py);
 the processor records its code and message on the task as a FAILURE.
 """
 

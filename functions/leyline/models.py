@@ -15,7 +15,7 @@ from leyline.errors import InvalidTaskId
 UPLOAD_PREFIX = "uploads/"
 VIDEO_PREFIX = "videos/"
 _TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-# What parse_task_id accepts, as the OpenAPI document states it: any case, optionally the seed's `.mp4`.
+# What parse_task_id accepts, as the OpenAPI document states it: any case, optionally the original API's `.mp4`.
 TASK_ID_PATTERN = (
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}" r"(\.[mM][pP]4)?$"
 )
@@ -38,7 +38,7 @@ def new_task_id() -> str:
 
 
 def parse_task_id(raw: str) -> str:
-    """Accepts a task id, or the seed's video file name `<task_id>.mp4`."""
+    """Accepts a task id, or the original API's video file name `<task_id>.mp4`."""
     candidate = raw.lower().removesuffix(".mp4")
     if not _TASK_ID.fullmatch(candidate):  # fullmatch: `$` alone would let a trailing newline through
         raise InvalidTaskId("Task ids are UUIDs such as 3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c.")
@@ -64,7 +64,7 @@ def task_id_from_upload_key(key: str) -> str:
 
 
 def task_id_from_video_url(path: str) -> str:
-    """The task id in the last segment of a video URL (`.../videos/<task_id>.mp4?...`), as the seed's clients
+    """The task id in the last segment of a video URL (`.../videos/<task_id>.mp4?...`), as the original API's clients
     send it back in `GET /video/<video_url>`; `path` is what follows `/video/`, percent-decoded or not."""
     return parse_task_id(unquote(path).partition("?")[0].rpartition("/")[2])
 

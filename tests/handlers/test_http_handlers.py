@@ -84,11 +84,11 @@ def test_create_upload_refuses_bad_bodies_with_error_objects(invoke, aws, templa
     assert aws.client("dynamodb").scan(TableName=table)["Count"] == 0
 
 
-def test_seed_multipart_upload_stores_the_bytes_under_the_task_key(invoke, aws, template):
+def test_form_upload_stores_the_bytes_under_the_task_key(invoke, aws, template):
     # Given the sample multipart POST /upload (field `image`, file name image.png)
-    response = invoke("ApiFunction", sample_event("http-legacy-upload.json"))
+    response = invoke("ApiFunction", sample_event("http-form-upload.json"))
 
-    # Then it answers like the seed, and the bytes sit at uploads/<task_id>, whatever the file name was
+    # Then it answers like the original system, and the bytes sit at uploads/<task_id>, whatever the file name was
     assert response["statusCode"] == 202
     task_id = body(response)["task_id"]
     assert body(response) == {"task_id": task_id, "status_url": f"/status/{task_id}"}
@@ -119,15 +119,15 @@ def multipart(field: str, content: bytes, boundary: str = "b0undary") -> tuple[b
         ("image", b"\x89PNG\r\n\x1a\n" + b"\0" * 5_000_000, 413, "FILE_TOO_LARGE"),
     ],
 )
-def test_seed_upload_refuses_bad_forms(invoke, field, content, status, code):
-    event = with_body(sample_event("http-legacy-upload.json"), *multipart(field, content))
+def test_form_upload_refuses_bad_forms(invoke, field, content, status, code):
+    event = with_body(sample_event("http-form-upload.json"), *multipart(field, content))
     response = invoke("ApiFunction", event)
     assert response["statusCode"] == status
     assert body(response)["error"]["code"] == code
 
 
-def test_seed_upload_needs_a_multipart_body(invoke):
-    event = with_body(sample_event("http-legacy-upload.json"), b"just text", "text/plain")
+def test_form_upload_needs_a_multipart_body(invoke):
+    event = with_body(sample_event("http-form-upload.json"), b"just text", "text/plain")
     response = invoke("ApiFunction", event)
     assert response["statusCode"] == 400
     assert body(response)["error"]["code"] == "MISSING_IMAGE"
@@ -287,7 +287,7 @@ def test_openapi_document_lists_every_route_of_the_template(invoke, template):
         for method in operations
     }
     declared = {route for spec in template.functions.values() for route in spec.http_routes}
-    # Left out: the page, the document itself, $default, HEAD (GET without a body) and the seed clients'
+    # Left out: the page, the document itself, $default, HEAD (GET without a body) and the original clients'
     # GET /video/<their whole video_url> (the same answer as GET /video/{task_id}).
     undocumented = {("GET", "/"), ("GET", "/openapi.json"), ("ANY", "$default"), ("GET", "/video/{video_url+}")}
     assert documented == {(method, path) for method, path in declared if method != "HEAD"} - undocumented
@@ -326,13 +326,13 @@ def test_the_video_of_a_failed_task_says_it_never_will_be_ready(invoke, aws, tem
     assert "Corrupt." in body(invoke("StatusFunction", video_event(failed)))["error"]["message"]
 
 
-def test_the_seed_clients_get_video_of_the_whole_video_url_redirects_like_the_task_id(invoke, aws, template):
-    # Given a finished task and the video_url its status gives (a presigned URL, where the seed gave a file name)
+def test_original_clients_get_video_of_the_whole_video_url_redirects_like_the_task_id(invoke, aws, template):
+    # Given a finished task and the video_url its status gives (a presigned URL; the original gave a file name)
     task_id = finished_task(invoke, aws, template)
     video_url = status_of(invoke, task_id)[1]["video_url"]
     assert video_url.startswith("http")
 
-    # When a client written for the seed asks for GET /video/<video_url>, the URL written into the path as is
+    # When a client written for the original API asks for GET /video/<video_url>, the URL written into the path as is
     by_url = invoke("StatusFunction", video_event(video_url))
 
     # Then it gets the same 302 to the video as GET /video/<task_id>
@@ -450,7 +450,7 @@ def test_retry_after_says_when_a_place_of_the_client_frees(invoke, aws, monkeypa
 
 
 def multipart_event(raw: bytes, boundary: str = "b0undary") -> dict[str, Any]:
-    return with_body(sample_event("http-legacy-upload.json"), raw, f"multipart/form-data; boundary={boundary}")
+    return with_body(sample_event("http-form-upload.json"), raw, f"multipart/form-data; boundary={boundary}")
 
 
 IMAGE_PART = (

@@ -47,7 +47,7 @@ def hand_to_the_model(invoke, aws: boto3.Session, template: Stack) -> dict[str, 
 
 
 def upload(invoke) -> str:
-    return str(body(invoke("ApiFunction", sample_event("http-legacy-upload.json")))["task_id"])
+    return str(body(invoke("ApiFunction", sample_event("http-form-upload.json")))["task_id"])
 
 
 def put_upload(aws: boto3.Session, template: Stack, task_id: str, data: bytes) -> None:
@@ -56,7 +56,7 @@ def put_upload(aws: boto3.Session, template: Stack, task_id: str, data: bytes) -
 
 
 def test_intake_marks_the_task_queued_and_hands_its_job_to_the_model(invoke, aws, template):
-    # Given an upload through the seed's call
+    # Given an upload through the form upload
     task_id = upload(invoke)
 
     # When the intake function handles the event the rule delivered

@@ -10,7 +10,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from infra.testing import free_port
-from tests.integration.polling import poll_until_final, upload_inline
+from tests.integration.polling import poll_until_final, upload_form
 from tests.stack import local_stack
 
 pytestmark = pytest.mark.integration
@@ -40,6 +40,6 @@ def test_the_stack_uses_the_given_endpoint_and_starts_no_emulator_of_its_own(use
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", stack.aws_port)) != 0
 
-        # And the seed's flow works end to end through it
-        task_id = upload_inline(stack.api_url, EXAMPLE.read_bytes())
+        # And the original flow works end to end through it
+        task_id = upload_form(stack.api_url, EXAMPLE.read_bytes())
         assert poll_until_final(stack.api_url, task_id)[-1]["state"] == "SUCCESS"

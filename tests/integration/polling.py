@@ -10,7 +10,7 @@ import requests
 FINAL_STATES = ("SUCCESS", "FAILURE")
 
 
-def upload_inline(api_url: str, image: bytes) -> str:
+def upload_form(api_url: str, image: bytes) -> str:
     response = requests.post(f"{api_url}/upload", files={"image": ("photo.png", image)}, timeout=10)
     response.raise_for_status()
     return str(response.json()["task_id"])

@@ -33,7 +33,7 @@ def test_bad_input_through_the_presigned_flow_ends_in_failure_with_its_code(stac
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
-def test_bad_input_through_the_seed_upload_is_refused_or_fails(stack, name):
+def test_bad_input_through_the_form_upload_is_refused_or_fails(stack, name):
     data, code = BAD_INPUTS[name]
     response = requests.post(f"{stack.api_url}/upload", files={"image": ("photo.png", data)}, timeout=30)
     if code in REFUSED_AT_THE_DOOR:

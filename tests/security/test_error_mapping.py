@@ -1,4 +1,4 @@
-"""handlers/http.py turns hostile input into 4xx error objects, never a 500 (no AWS needed)."""
+"""handlers/http/resolver.py turns hostile input into 4xx error objects, never a 500 (no AWS needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from leyline.errors import BadRequest
-from leyline.handlers.http import build_resolver, json_object, multipart_file
+from leyline.handlers.http.resolver import build_resolver, json_object, multipart_file
 from tests.lambda_context import FakeLambdaContext
 
 

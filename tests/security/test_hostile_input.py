@@ -134,7 +134,7 @@ def test_odd_task_ids_are_refused_as_invalid(stack):
 
 
 def test_a_well_formed_id_of_no_task_is_not_found(stack):
-    # Given a valid task id no one created (also in capitals and as the seed's video file name)
+    # Given a valid task id no one created (also in capitals and as the original API's video file name)
     for task_id in (UNKNOWN_TASK, UNKNOWN_TASK.upper(), f"{UNKNOWN_TASK}.mp4"):
         # When it is asked for
         response = requests.get(f"{stack.api_url}/status/{task_id}", timeout=10)
@@ -229,7 +229,7 @@ def test_multipart_bodies_that_are_no_image_form_are_refused(stack):
         ("application/json", b'{"image": "iVBORw0KGgo="}'),
     ]
     for content_type, body in cases:
-        # When each is posted to the seed's upload
+        # When each is posted to the form upload
         response = requests.post(
             f"{stack.api_url}/upload", data=body, headers={"content-type": content_type}, timeout=10
         )

@@ -139,10 +139,10 @@ def invoke(template: Stack, keys: dict[str, dict[str, str]], monkeypatch: pytest
 
 
 def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admin, keys, template):
-    # Given a presigned upload and a seed-style upload, each function under its own credentials
+    # Given a presigned upload and a form upload, each function under its own credentials
     ticket = invoke("ApiFunction", sample_event("http-create-upload.json"))
     assert ticket["statusCode"] == 201, ticket
-    inline = invoke("ApiFunction", with_body(sample_event("http-legacy-upload.json"), *_form(EXAMPLE)))
+    inline = invoke("ApiFunction", with_body(sample_event("http-form-upload.json"), *_form(EXAMPLE)))
     assert inline["statusCode"] == 202, inline
     task_id = body(inline)["task_id"]
 

@@ -45,7 +45,7 @@ def store(ticket: dict[str, Any], data: bytes, filename: str, content_type: str)
 
 
 def test_user_file_names_never_reach_storage_keys(stack):
-    # Given a seed-style upload whose file name tries to climb out of uploads/
+    # Given a form upload whose file name tries to climb out of uploads/
     inline = requests.post(
         f"{stack.api_url}/upload", files={"image": ("../../etc/passwd", png(), "image/png")}, timeout=10
     )
@@ -96,7 +96,7 @@ def test_the_pipeline_judges_an_upload_by_its_bytes_not_its_declared_type(
     assert (final["error"] or {}).get("code") == expected_error
 
 
-def test_the_seed_upload_refuses_non_image_bytes_whatever_their_declared_type(stack):
+def test_the_form_upload_refuses_non_image_bytes_whatever_their_declared_type(stack):
     # Given a text file sent as image/png named photo.png
     response = requests.post(
         f"{stack.api_url}/upload", files={"image": ("photo.png", b"GIF89a not really", "image/png")}, timeout=10

@@ -16,8 +16,8 @@ from leyline.models import (
 TASK = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
 
 
-def test_task_ids_accept_the_seed_video_file_name():
-    # Given the seed's GET /video/<filename> where the file name is <task_id>.mp4
+def test_task_ids_accept_the_original_video_file_name():
+    # Given the original API's GET /video/<filename> where the file name is <task_id>.mp4
     # When it is parsed, Then the task id comes out
     assert parse_task_id(f"{TASK}.mp4") == TASK
     assert parse_task_id(TASK.upper()) == TASK
@@ -68,7 +68,7 @@ def test_only_the_exact_key_of_the_presigned_post_is_a_tasks_upload(key):
     ],
 )
 def test_a_video_url_sent_back_in_the_path_names_its_task(url):
-    # Given what a seed client puts after GET /video/: a task id, its file name, or the whole presigned URL
+    # Given what an original client puts after GET /video/: a task id, its file name, or the whole presigned URL
     # Then the task comes out of its last segment
     assert task_id_from_video_url(url) == TASK
 

@@ -3,7 +3,11 @@ import json
 import pytest
 
 from leyline.errors import BadRequest
-from leyline.handlers.request_bodies import CreateUploadRequest, create_upload_request, create_upload_request_schema
+from leyline.handlers.http.request_bodies import (
+    CreateUploadRequest,
+    create_upload_request,
+    create_upload_request_schema,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""ApiFunction: the web page, its OpenAPI document, POST /uploads and the seed's POST /upload."""
+"""ApiFunction: the web page, its OpenAPI document, POST /uploads and the original API's form upload (POST /upload)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from leyline.handlers.routes import app, logger, metrics, tracer
+    from leyline.handlers.http.routes import app, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -10,7 +10,7 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from leyline.handlers.routes import app, logger, tracer
+    from leyline.handlers.http.routes import app, logger, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

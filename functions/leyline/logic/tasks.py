@@ -71,11 +71,11 @@ def create_presigned_upload(
     )
 
 
-def create_inline_upload(
+def create_form_upload(
     tasks: TaskRepository, media: MediaStore, settings: Settings, image: bytes, now: datetime, *, client: str
 ) -> Task:
-    """The seed's multipart flow: the bytes go to the same key a presigned upload would use."""
-    _check_size(len(image), settings.max_inline_upload_bytes, "POST /upload")
+    """The form upload (the original API's POST /upload): the bytes go to the same key a presigned upload would use."""
+    _check_size(len(image), settings.max_form_upload_bytes, "POST /upload")
     image_format = sniff_format(image)
     if image_format is None:
         raise InvalidImage("The file is not a PNG, JPEG or WebP image.", code="UNSUPPORTED_FORMAT", status=415)

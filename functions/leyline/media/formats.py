@@ -1,6 +1,6 @@
 """What kind of image a file is, from its first bytes alone: no image library needed.
 
-The API judges inline uploads with it, so the functions in front of the model start without Pillow.
+The API judges form uploads with it, so the functions in front of the model start without Pillow.
 """
 
 from __future__ import annotations

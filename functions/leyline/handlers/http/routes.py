@@ -18,15 +18,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from leyline.adapters.media_store import MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
-from leyline.handlers.http import (
+from leyline.handlers.http.request_bodies import create_upload_request, create_upload_request_schema
+from leyline.handlers.http.resolver import (
     build_resolver,
     json_object,
     json_response,
     multipart_file,
     page_security_headers,
 )
-from leyline.handlers.request_bodies import create_upload_request, create_upload_request_schema
-from leyline.logic.tasks import create_inline_upload, create_presigned_upload, get_status, video_location
+from leyline.logic.tasks import create_form_upload, create_presigned_upload, get_status, video_location
 from leyline.models import TASK_ID_PATTERN, parse_task_id, task_id_from_video_url, utc_now
 
 settings = Settings.from_env()
@@ -36,10 +36,10 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = build_resolver()
-WEB_PAGE = (Path(__file__).parents[1] / "web" / "index.html").read_text(encoding="utf-8")
+WEB_PAGE = (Path(__file__).parents[2] / "web" / "index.html").read_text(encoding="utf-8")
 
 
-# Routes name their response body; its pydantic model (handlers/schemas.py) is imported, and its JSON
+# Routes name their response body; its pydantic model (handlers/http/schemas.py) is imported, and its JSON
 # Schema added, only when /openapi.json is built. Importing pydantic costs about 60 ms, which a cold
 # start of either function no longer pays (docs/benchmarks.md).
 _SCHEMAS = "#/components/schemas/"
@@ -92,15 +92,15 @@ def create_upload() -> Response[str]:
 
 @app.post(
     "/upload",
-    summary="The seed's call: send the image as multipart/form-data in the field `image`",
+    summary="The original API's form upload: send the image as multipart/form-data in the field `image`",
     responses={202: _json("AcceptedUploadBody", "The task was created"), **_errors(400, 413, 415, 429)},
 )
 @tracer.capture_method
-def upload_inline() -> Response[str]:
+def upload_form() -> Response[str]:
     image = multipart_file(app.current_event, "image")
     client = app.current_event.request_context.http.source_ip
-    task = create_inline_upload(tasks, media, settings, image, utc_now(), client=client)
-    _task_created(task.task_id, "image uploaded inline")
+    task = create_form_upload(tasks, media, settings, image, utc_now(), client=client)
+    _task_created(task.task_id, "image uploaded in a form")
     return json_response(202, {"task_id": task.task_id, "status_url": f"/status/{task.task_id}"})
 
 
@@ -130,10 +130,10 @@ def video(task_id: str) -> Response[str]:
     return json_response(302, {"video_url": url}, headers={"Location": url})
 
 
-@app.get("/video/<video_url+>", summary="The seed's GET /video/<video_url>", include_in_schema=False)
+@app.get("/video/<video_url+>", summary="The original API's GET /video/<video_url>", include_in_schema=False)
 @tracer.capture_method
 def video_by_its_url(video_url: str) -> Response[str]:
-    """A client written for the seed, whose `video_url` was a file name, sends the whole presigned URL back:
+    """A client written for the original API, whose `video_url` was a file name, sends the whole presigned URL back:
     `/video/http://host/bucket/videos/<task_id>.mp4?X-Amz-...`. Its last segment names the task."""
     return video(video_url)
 
@@ -147,7 +147,7 @@ def _task_created(task_id: str, message: str) -> None:
 @cache  # built on first request, not at cold start: most invocations never need it
 def _openapi_document() -> str:
     """Powertools documents the routes; the bodies' schemas and the two request bodies are added here."""
-    from leyline.handlers.schemas import openapi_components
+    from leyline.handlers.http.schemas import openapi_components
 
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
@@ -167,7 +167,7 @@ def _openapi_document() -> str:
                 parameter["schema"] = {
                     "type": "string",
                     "pattern": TASK_ID_PATTERN,
-                    "description": "A task id (a UUID), or the seed's video file name <task_id>.mp4",
+                    "description": "A task id (a UUID), or the original API's video file name <task_id>.mp4",
                 }
     document["paths"]["/upload"]["post"]["requestBody"] = {
         "required": True,

@@ -1,7 +1,7 @@
 """The HTTP API's response bodies, as pydantic models that document them in GET /openapi.json.
 
 Imported only when that document is built: GET /status and POST /uploads never load pydantic
-(see routes._SCHEMAS and handlers/request_bodies.py)."""
+(see routes._SCHEMAS and handlers/http/request_bodies.py)."""
 
 from __future__ import annotations
 

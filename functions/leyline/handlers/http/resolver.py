@@ -151,7 +151,7 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 
 def multipart_file(event: APIGatewayProxyEventV2, field: str) -> bytes:
     """The bytes of one file field of a multipart/form-data body. Its file name is ignored on purpose."""
-    # Only the seed's POST /upload reads a form: the HTTP header policy its parser needs (email.policy,
+    # Only the form upload (POST /upload) reads a form: the HTTP header policy its parser needs (email.policy,
     # about 3 ms to import) stays out of every cold start.
     from email.parser import BytesHeaderParser
     from email.policy import HTTP

@@ -1,4 +1,4 @@
-"""The seed README's curl flow and the presigned flow, over real HTTP against the local stack."""
+"""The original README's curl flow and the presigned flow, over real HTTP against the local stack."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.polling import poll_until_final, upload_inline, upload_presigned
+from tests.integration.polling import poll_until_final, upload_form, upload_presigned
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "image.png"
 
 
-def test_seed_curl_flow_produces_a_downloadable_mp4(stack):
-    # Given the seed's `curl -X POST -F "image=@examples/image.png" http://localhost:8080/upload`
+def test_original_curl_flow_produces_a_downloadable_mp4(stack):
+    # Given the original API's `curl -X POST -F "image=@examples/image.png" http://localhost:8080/upload`
     response = requests.post(f"{stack.api_url}/upload", files={"image": EXAMPLE.open("rb")}, timeout=10)
 
     # Then it is accepted with a task id and where to watch it
@@ -48,7 +48,7 @@ def test_seed_curl_flow_produces_a_downloadable_mp4(stack):
     assert video.status_code == 200
     assert video.content[4:8] == b"ftyp"
 
-    # And GET /video/<task_id> (also as the seed's <task_id>.mp4 file name) redirects to it
+    # And GET /video/<task_id> (also as the original API's <task_id>.mp4 file name) redirects to it
     for name in (task_id, f"{task_id}.mp4"):
         redirect = requests.get(f"{stack.api_url}/video/{name}", allow_redirects=False, timeout=10)
         assert redirect.status_code == 302
@@ -56,12 +56,12 @@ def test_seed_curl_flow_produces_a_downloadable_mp4(stack):
         assert followed.content == video.content
 
 
-def test_a_client_written_for_the_seed_runs_its_whole_sequence_unchanged(stack):
-    """The seed answered `video_url` with a bare file name and served it at GET /video/<filename>, so its
+def test_a_client_written_for_the_original_api_runs_its_whole_sequence_unchanged(stack):
+    """The original system answered `video_url` with a bare file name and served it at GET /video/<filename>, so its
     clients call GET /video/<video_url>. Here video_url is a presigned URL: that same call must still work."""
     client = requests.Session()
 
-    # Given the seed client's upload: POST /upload, multipart, field `image`
+    # Given the original client's upload: POST /upload, multipart, field `image`
     accepted = client.post(f"{stack.api_url}/upload", files={"image": EXAMPLE.open("rb")}, timeout=10)
     assert accepted.status_code == 202
     task_id = accepted.json()["task_id"]
@@ -74,7 +74,7 @@ def test_a_client_written_for_the_seed_runs_its_whole_sequence_unchanged(stack):
         time.sleep(0.2)
     video_url = status["video_url"]
 
-    # And asks for GET /video/<video_url> exactly as it was written for the seed, following the redirect
+    # And asks for GET /video/<video_url> exactly as it was written for the original API, following the redirect
     video = client.get(f"{stack.api_url}/video/{video_url}", timeout=10)
 
     # Then it gets the MP4, through the same 302 as GET /video/<task_id>
@@ -115,7 +115,7 @@ def test_presigned_flow_goes_straight_to_s3(stack):
 
 def test_tasks_run_one_at_a_time_in_arrival_order_while_queue_positions_count_down(stack):
     # Given three uploads made back to back
-    task_ids = [upload_inline(stack.api_url, EXAMPLE.read_bytes()) for _ in range(2)]
+    task_ids = [upload_form(stack.api_url, EXAMPLE.read_bytes()) for _ in range(2)]
     task_ids.append(upload_presigned(stack.api_url, EXAMPLE.read_bytes()))
 
     # When the last one is watched until it is done
@@ -158,7 +158,7 @@ def test_upload_without_image_field_or_too_big_is_refused(stack):
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "MISSING_IMAGE"
 
-    # Over MaxInlineUploadBytes (4 MiB) yet under Lambda's payload limit: the function's own answer
+    # Over MaxFormUploadBytes (4 MiB) yet under Lambda's payload limit: the function's own answer
     too_big = requests.post(f"{stack.api_url}/upload", files={"image": b"\x89PNG" + b"0" * 4_300_000}, timeout=30)
     assert too_big.status_code == 413
     assert too_big.json()["error"]["code"] == "FILE_TOO_LARGE"
@@ -187,7 +187,7 @@ def function_log_records(stack) -> list[tuple[str, dict]]:
 
 def test_every_log_line_about_a_task_carries_its_id(stack):
     # Given a task taken through the whole pipeline
-    task_id = upload_inline(stack.api_url, EXAMPLE.read_bytes())
+    task_id = upload_form(stack.api_url, EXAMPLE.read_bytes())
     assert poll_until_final(stack.api_url, task_id)[-1]["state"] == "SUCCESS"
 
     # Then each function that handled it logged JSON lines with its task id
