@@ -74,11 +74,13 @@ lint: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## ruff (lint + format),
 typecheck: $(VENV)/.dev-installed ## mypy over functions, infra, tests
 	$(VENV)/bin/mypy
 
-unit: $(VENV)/.dev-installed ## fast tests only (no local stack)
-	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+# schemathesis' and hypothesis' pytest plugins load both (seconds) for tests/security/test_fuzzing.py alone,
+# which is integration: unit goes without them.
+unit: $(VENV)/.dev-installed ## fast tests (< 30 s) that start no process: logic on fakes, handlers and provisioning on moto's in-process mock
+	$(PY) -m pytest -m "not integration and not slow" -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)
 
-integration: $(VENV)/.dev-installed $(CHROMIUM) ## tests over real HTTP against the local stack, browser tests included
-	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+integration: $(VENV)/.dev-installed $(CHROMIUM) ## all that unit leaves out: local stacks, subprocesses, forks, browser, and the slow tests
+	$(PY) -m pytest -m "integration or slow" $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
 	$(PY) -m bench $(BENCH_ARGS)

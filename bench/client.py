@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 import requests
 
 from bench.encode import photo_like_image
-
-FINAL_STATES = frozenset({"SUCCESS", "FAILURE"})
+from leyline.states import FINAL_STATES
 
 
 @cache

@@ -10,8 +10,10 @@ Environment:
   LEYLINE_TEMPLATE              template path (template.yaml of the repository)
   LEYLINE_STACK_NAME            stack name, the prefix of physical names (leyline-local)
   LEYLINE_EXIT_WITH_PARENT      "1": stop when the parent process dies (set by infra.testing)
-  LEYLINE_FAULTS                "1": the functions reach AWS through a fault-injection proxy (infra.faults)
-  LEYLINE_FAULTS_PORT           its port on 127.0.0.1 (4567); faults are set with POST /__leyline/faults
+  LEYLINE_FUNCTIONS_AWS_ENDPOINT
+                                the AWS endpoint the functions' own calls use (their AWS_ENDPOINT_URL; default:
+                                the stack's), e.g. a proxy in front of it; provisioning and the SQS pollers,
+                                being Lambda's and not the functions', always use the stack's endpoint
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from types import FrameType
 import boto3
 from moto.server import ThreadedMotoServer
 
-from infra.faults import CONTROL_PATH, FaultProxy
 from infra.functions import Console
 from infra.provision import provision
 from infra.runtime import LocalRuntime
@@ -54,29 +55,30 @@ def main() -> int:
     endpoint = settings.aws_endpoint or f"http://127.0.0.1:{settings.aws_port}"
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     runtime: LocalRuntime | None = None
-    faults: FaultProxy | None = None
     try:
         provision(stack, boto3.Session(), endpoint)
-        if settings.faults:
-            faults = FaultProxy(endpoint, port=settings.faults_port, log=lambda text: console.line("faults", text))
-            faults.start()
         runtime = LocalRuntime(
             stack,
             endpoint_url=endpoint,
             api_port=settings.api_port,
             console=console,
-            function_endpoint_url=faults.url if faults else None,
+            function_endpoint_url=settings.functions_aws_endpoint,
         )
         runtime.start()
-        _announce(console, stack, runtime, endpoint, embedded=moto is not None, faults=faults)
+        _announce(
+            console,
+            stack,
+            runtime,
+            endpoint,
+            embedded=moto is not None,
+            functions_endpoint=settings.functions_aws_endpoint,
+        )
         while not stop.wait(0.5):
             pass
         console.line(_SOURCE, "stopping")
     finally:
         if runtime is not None:
             runtime.stop()
-        if faults is not None:
-            faults.stop()
         if moto is not None:
             moto.stop()
     console.line(_SOURCE, "stopped")
@@ -118,12 +120,18 @@ def _start_moto(port: int) -> ThreadedMotoServer:
 
 
 def _announce(
-    console: Console, stack: Stack, runtime: LocalRuntime, endpoint: str, *, embedded: bool, faults: FaultProxy | None
+    console: Console,
+    stack: Stack,
+    runtime: LocalRuntime,
+    endpoint: str,
+    *,
+    embedded: bool,
+    functions_endpoint: str | None,
 ) -> None:
     kind = "embedded moto server" if embedded else "external endpoint"
     console.line(_SOURCE, f"AWS endpoint   {endpoint} ({kind})")
-    if faults is not None:
-        console.line(_SOURCE, f"fault proxy    {faults.url} (the functions' AWS endpoint; POST {CONTROL_PATH})")
+    if functions_endpoint:
+        console.line(_SOURCE, f"functions' AWS {functions_endpoint} (LEYLINE_FUNCTIONS_AWS_ENDPOINT)")
     if runtime.gateway is not None:
         console.line(_SOURCE, f"API            {runtime.gateway.url}/")
     for logical_id, resource in stack.resources.items():

@@ -57,7 +57,7 @@ class LocalRuntime:
         console: Console,
         function_endpoint_url: str | None = None,
     ) -> None:
-        """`function_endpoint_url`: where the functions' AWS calls go (infra.faults' proxy), if not
+        """`function_endpoint_url`: where the functions' AWS calls go (LEYLINE_FUNCTIONS_AWS_ENDPOINT), if not
         `endpoint_url`; the SQS pollers, being Lambda's and not the functions', always use `endpoint_url`."""
         self.stack = stack
         self.console = console

@@ -56,8 +56,9 @@ class Settings:
     aws_endpoint: str | None = None  # an external emulator; None starts the embedded moto server
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     exit_with_parent: bool = False  # set by infra.testing: a killed test run leaves no stack behind
-    faults: bool = False  # the functions reach AWS through infra.faults' proxy (LEYLINE_FAULTS=1)
-    faults_port: int = 4567
+    # Where the functions' own AWS calls go, if not to the stack's endpoint (e.g. a proxy in front of it,
+    # LEYLINE_FUNCTIONS_AWS_ENDPOINT); provisioning and the SQS pollers, being Lambda's, keep the endpoint.
+    functions_aws_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -71,8 +72,7 @@ class Settings:
             aws_endpoint=env.get("AWS_ENDPOINT_URL") or None,
             parameter_overrides=overrides,
             exit_with_parent=env.get("LEYLINE_EXIT_WITH_PARENT") == "1",
-            faults=env.get("LEYLINE_FAULTS") == "1",
-            faults_port=int(env.get("LEYLINE_FAULTS_PORT") or cls.faults_port),
+            functions_aws_endpoint=env.get("LEYLINE_FUNCTIONS_AWS_ENDPOINT") or None,
         )
 
     def load_stack(self) -> Stack:

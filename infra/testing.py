@@ -17,17 +17,20 @@ import urllib.request
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
-from infra.faults import CONTROL_PATH
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, REGION, REPO_ROOT, Settings
 from infra.template import Stack
 
 _POLL_SECONDS = 0.1
 _LOG_TAIL_LINES = 60
 _CONTROL_TIMEOUT_SECONDS = 10.0
+# The fault-injection proxy is test support, not part of the runtime: it lives in the repository's tests/
+# and runs in a process of its own, in front of the stack's AWS endpoint (see tests/faultproxy.py).
+FAULT_PROXY_MODULE = "tests.faultproxy"
+FAULTS_CONTROL_PATH = "/__leyline/faults"  # the proxy's control API
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, whatever HTTP_PROXY says
 
 
@@ -58,7 +61,8 @@ class LocalStack:
         stop_timeout: float = 15.0,
         faults: bool = False,
     ) -> None:
-        """`faults`: the functions reach AWS through infra.faults' proxy; see inject_fault()."""
+        """`faults`: the functions reach AWS through a fault-injection proxy (tests/faultproxy.py) that this
+        stack starts and stops with itself; see inject_fault()."""
         self.api_port = api_port or free_port()
         self.aws_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
@@ -66,11 +70,11 @@ class LocalStack:
         self.faults_url: str | None = None  # its control API
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="leyline-stack-")) / "stack.log"
         extra = dict(env or {})
-        if faults:
-            faults_port = free_port()
-            extra.update(LEYLINE_FAULTS="1", LEYLINE_FAULTS_PORT=str(faults_port))
-            self.faults_endpoint = f"http://127.0.0.1:{faults_port}"
-            self.faults_url = f"{self.faults_endpoint}{CONTROL_PATH}"
+        self._faults_port = free_port() if faults else None
+        if self._faults_port is not None:
+            self.faults_endpoint = f"http://127.0.0.1:{self._faults_port}"
+            self.faults_url = f"{self.faults_endpoint}{FAULTS_CONTROL_PATH}"
+            extra["LEYLINE_FUNCTIONS_AWS_ENDPOINT"] = self.faults_endpoint
         self.env = self._environment(template, extra, parameter_overrides or {})
         # An AWS_ENDPOINT_URL in `env` (e.g. a LocalStack) replaces the embedded moto server.
         self.aws_endpoint = self.env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"
@@ -83,6 +87,7 @@ class LocalStack:
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._proxy: subprocess.Popen[bytes] | None = None
 
     def _environment(
         self, template: Path | None, extra: Mapping[str, str], overrides: Mapping[str, str]
@@ -122,27 +127,81 @@ class LocalStack:
         return self._process.pid
 
     def start(self) -> None:
-        """Start the stack and wait (bounded) for its ready line."""
+        """Start the stack (after its fault proxy, if any) and wait (bounded) for its ready line."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "infra"],
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.log_path.write_bytes(b"")
+        try:
+            # Appending: the proxy's lines and the stack's go to one log without overwriting each other.
+            with self.log_path.open("ab") as log:
+                if self._faults_port is not None:
+                    self._proxy = self._spawn([FAULT_PROXY_MODULE, *self._proxy_arguments(self._faults_port)], log)
+                    self._wait_for_proxy(self._proxy)
+                self._process = self._spawn(["infra"], log)
+            self._wait_until_ready(self._process)
+        except BaseException:
+            self.stop(check=False)  # nothing it started is left running
+            raise
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self._ready_timeout
         while READY_MARKER not in self.log_text():
-            if self._process.poll() is not None:
-                raise LocalStackError(f"the stack exited with {self._process.returncode}:\n{self.log_tail()}")
+            if process.poll() is not None:
+                raise LocalStackError(f"the stack exited with {process.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                self.stop(check=False)
                 raise LocalStackError(f"the stack was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
             time.sleep(_POLL_SECONDS)
 
+    def _spawn(self, module_and_arguments: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", *module_and_arguments],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def _proxy_arguments(self, port: int) -> list[str]:
+        return ["--target", self.aws_endpoint, "--port", str(port), "--parent", str(os.getpid())]
+
+    def _wait_for_proxy(self, proxy: subprocess.Popen[bytes]) -> None:
+        """Until the fault proxy answers on its control API, bounded by the ready timeout."""
+        deadline = time.monotonic() + self._ready_timeout
+        while True:
+            try:
+                self._faults("GET")
+                return
+            except (OSError, LocalStackError):  # not listening yet
+                pass
+            if proxy.poll() is not None:
+                raise LocalStackError(f"the fault proxy exited with {proxy.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise LocalStackError(f"the fault proxy was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
+            time.sleep(_POLL_SECONDS)
+
     def stop(self, *, check: bool = True) -> None:
+        """The stack, then its fault proxy, if any: see _stop_stack and _stop_proxy."""
+        try:
+            self._stop_stack(check=check)
+        finally:
+            self._stop_proxy(check=check)
+
+    def _stop_proxy(self, *, check: bool) -> None:
+        """SIGTERM, then SIGKILL after the stop timeout."""
+        proxy, self._proxy = self._proxy, None
+        if proxy is None:
+            return
+        if proxy.poll() is None:
+            proxy.terminate()
+            try:
+                proxy.wait(timeout=self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                proxy.kill()
+                proxy.wait(timeout=self._stop_timeout)
+        if check and proxy.returncode != 0:
+            raise LocalStackError(f"unclean stop of the fault proxy: exit {proxy.returncode}:\n{self.log_tail()}")
+
+    def _stop_stack(self, *, check: bool) -> None:
         """SIGINT, then SIGKILL after the stop timeout; then make sure no worker outlived it."""
         process = self._process
         if process is None:

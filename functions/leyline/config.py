@@ -22,7 +22,9 @@ class Settings:
     upload_url_seconds: int
     video_url_seconds: int
     max_waiting_tasks_per_client: int
-    idempotency_table: str | None = None  # ProcessorFunction's own
+    # The function's own idempotency records: ProcessorFunction's model runs (IdempotencyTable),
+    # ApiFunction's Idempotency-Key submits (SubmitIdempotencyTable).
+    idempotency_table: str | None = None
     jobs_queue_url: str | None = None  # IntakeFunction's own
 
     @classmethod

@@ -65,9 +65,54 @@ class TaskFailed(LeylineError):
     status = 409
 
 
+class TaskFinished(LeylineError):
+    """A cancel asked of a task that already ended (SUCCESS or FAILURE): its outcome stands."""
+
+    code = "TASK_FINISHED"
+    status = 409
+
+
+class TaskCancelled(LeylineError):
+    """The task was cancelled: its video will never exist."""
+
+    code = "TASK_CANCELLED"
+    status = 409
+
+
 class PayloadTooLarge(LeylineError):
     code = "FILE_TOO_LARGE"
     status = 413
+
+
+class InvalidIdempotencyKey(LeylineError):
+    code = "INVALID_IDEMPOTENCY_KEY"
+    status = 400
+
+
+class IdempotencyKeyReused(LeylineError):
+    """The Idempotency-Key was first sent with another request: this one is refused, not run."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+    status = 422
+
+
+class RequestInProgress(LeylineError):
+    """The first request with this Idempotency-Key is still being handled: retry in a moment."""
+
+    code = "REQUEST_IN_PROGRESS"
+    status = 409
+
+
+class UploadClosed(LeylineError):
+    """A replayed POST /uploads whose task no longer takes an upload (uploaded, finished, cancelled or its
+    window closed): a new form would only land a late upload. The answer points at the task instead."""
+
+    code = "UPLOAD_CLOSED"
+    status = 409
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class InvalidImage(LeylineError):

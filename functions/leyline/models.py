@@ -1,4 +1,6 @@
-"""The task and the views of it the API returns. Plain dataclasses: no boto3, no HTTP."""
+"""The task and the views of it the API returns. Plain dataclasses: no boto3, no HTTP.
+
+Its states, and the moves between them, are leyline.states (standard library only, shared with the CLI)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
 from leyline.errors import InvalidTaskId
+from leyline.states import TaskState
 
 UPLOAD_PREFIX = "uploads/"
 VIDEO_PREFIX = "videos/"
@@ -19,18 +21,6 @@ _TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
 TASK_ID_PATTERN = (
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}" r"(\.[mM][pP]4)?$"
 )
-
-
-class TaskState(StrEnum):
-    PENDING = "PENDING"  # created, waiting for the upload
-    QUEUED = "QUEUED"  # uploaded, waiting for the model
-    PROCESSING = "PROCESSING"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (TaskState.SUCCESS, TaskState.FAILURE)
 
 
 def new_task_id() -> str:
@@ -85,12 +75,16 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 @dataclass
 class Task:
     task_id: str
     state: TaskState
     created_at: datetime
-    expires_at: int  # epoch seconds, DynamoDB TTL
+    expires_at: int  # epoch seconds, DynamoDB TTL: retention deletes the task, its upload and its video
     client: str | None = None  # who asked for it (source IP until accounts exist)
     progress: int = 0
     queued_seq: int | None = None  # microseconds since the epoch when the upload was seen
@@ -134,6 +128,7 @@ class TaskStatus:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    expires_at: datetime  # when retention deletes the task, its upload and its video
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +142,7 @@ class TaskStatus:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
+            "expires_at": iso(self.expires_at),
         }
 
 
@@ -166,6 +162,20 @@ class UploadTicket:
             "max_bytes": self.max_bytes,
             "status_url": f"/status/{self.task_id}",
         }
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    """A form that uploads one object straight to storage: where to POST it, and the fields to send first."""
+
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    size: int
+    content_type: str
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MODEL_SECONDS = "3"  # long enough for the page's once-a-second polls to catch the bar mid-way
+SLOW_MODEL_SECONDS = "30"  # a task behind another one surely still waits when the test acts on it
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,14 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The stack as a user starts it on a port other than 8080: CorsAllowedOrigins left to its default, which
     must follow the port, or the browser's upload to the bucket is refused."""
     stack = LocalStack(env={"LEYLINE_MODEL_SECONDS": MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("web-stack"))
+    with stack as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def slow_web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose model takes long, for tests that act on a task while it waits in line."""
+    stack = LocalStack(env={"LEYLINE_MODEL_SECONDS": SLOW_MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("slow-web"))
     with stack as running:
         yield running
 

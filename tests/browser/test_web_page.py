@@ -13,6 +13,7 @@ from playwright.sync_api import FilePayload, Page, expect
 from infra.testing import LocalStack
 from tests.browser.chromium import CHROMIUM, Console
 from tests.imagefactory import encode, pattern, png
+from tests.integration.polling import status, upload_presigned
 
 pytestmark = [
     pytest.mark.integration,
@@ -184,6 +185,69 @@ def test_the_file_picker_is_reachable_and_usable_with_the_keyboard(
 
     # And the focus is back on the picker, ready for the next image
     expect(page.get_by_label("Choose an image")).to_be_focused()
+    assert console.errors == []
+
+
+def test_cancel_takes_back_a_task_waiting_in_line_and_shows_it_cancelled(
+    slow_web_stack: LocalStack, page: Page, console: Console, photo: Path, artifacts: Path
+) -> None:
+    # Given another task in the (slow) model, so the person's task will wait in line behind it
+    ahead = upload_presigned(slow_web_stack.api_url, png())
+    page.goto(slow_web_stack.api_url)
+
+    # When a person uploads an image, Then it waits in line with a Cancel button, and no Delete in the history
+    page.get_by_label("Choose an image").set_input_files(photo)
+    expect(page.locator("#fact-state")).to_have_text("In line", timeout=DONE_TIMEOUT_MS)
+    entry = page.locator("#history li").filter(has_text=photo.name)
+    expect(entry.get_by_role("button", name="Delete")).to_have_count(0)
+
+    # When they cancel it from the keyboard
+    cancel = page.get_by_role("button", name="Cancel this video")
+    cancel.focus()
+    page.keyboard.press("Enter")
+
+    # Then the page says it is cancelled, in the status line, the facts and the history, and offers another try
+    expect(page.locator("#task-state")).to_have_text("Cancelled.")
+    expect(page.locator("#fact-state")).to_have_text("Cancelled")
+    expect(page.locator("#failure-message")).to_have_text("You cancelled this video: it will not be made.")
+    expect(cancel).to_be_hidden()
+    expect(page.get_by_role("button", name="Try again")).to_be_focused()
+    expect(entry.locator(".badge")).to_have_text("Cancelled")
+    # And the API agrees: the task is CANCELLED, while the one ahead goes on
+    task_id = str(entry.locator("button.open").get_attribute("data-id"))
+    assert status(slow_web_stack.api_url, task_id)["state"] == "CANCELLED"
+    assert status(slow_web_stack.api_url, ahead)["state"] in ("QUEUED", "PROCESSING")
+    page.screenshot(path=artifacts / "web-page-cancelled.png", full_page=True)
+
+    # When the task is deleted elsewhere, then Deleted here, Then the API's 404 removes it from the history too
+    assert requests.delete(f"{slow_web_stack.api_url}/tasks/{task_id}", timeout=10).status_code == 204
+    entry.get_by_role("button", name="Delete").click()
+    expect(entry).to_have_count(0)
+    expect(page.locator("#history-notice")).to_be_empty()
+    # (the page's DELETE drew that 404 on purpose; Chromium logs every failed fetch as a console error)
+    assert [error for error in console.errors if f"/tasks/{task_id}" not in error] == []
+
+
+def test_delete_removes_a_finished_task_from_the_history_and_the_api(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path
+) -> None:
+    # Given a video made in this browser
+    page.goto(web_stack.api_url)
+    page.get_by_label("Choose an image").set_input_files(photo)
+    expect(page.locator("#task-state")).to_have_text("Your video is ready.", timeout=DONE_TIMEOUT_MS)
+    entry = page.locator("#history li").filter(has_text=photo.name)
+    task_id = str(entry.locator("button.open").get_attribute("data-id"))
+
+    # When the person deletes it from the history (its Delete button is labelled with the file's name)
+    page.get_by_role("button", name=f"Delete “{photo.name}”").click()
+
+    # Then it is gone from the history, the page shows it no more, and the focus is not lost
+    expect(entry).to_have_count(0)
+    expect(page.locator("#history-empty")).to_be_visible()
+    expect(page.locator("#task")).to_be_hidden()
+    expect(page.locator("#history-heading")).to_be_focused()
+    # And the API answers 404 for it
+    assert requests.get(f"{web_stack.api_url}/status/{task_id}", timeout=10).status_code == 404
     assert console.errors == []
 
 

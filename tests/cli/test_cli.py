@@ -1,21 +1,27 @@
-"""`leyline generate` and `leyline status`, run as a person or a script runs them, against the local stack."""
+"""`leyline generate`, `status`, `cancel` and `delete`, run as people and scripts run them, on the local stack."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from infra.testing import LocalStack, free_port
 from leyline.client.api import LeylineClient
+from tests.cli.lossy_proxy import LossyProxy
 from tests.imagefactory import encode, pattern, png
 from tests.integration.polling import poll_until_final, upload_presigned
+from tests.stack import local_stack
 from tests.videoprobe import top_level_boxes
 
 pytestmark = pytest.mark.integration
@@ -23,6 +29,8 @@ pytestmark = pytest.mark.integration
 FUNCTIONS = Path(__file__).parents[2] / "functions"
 UNKNOWN_TASK = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
 UNWRITABLE = "/sys"  # Linux's sysfs: no file can be created at its top, not even by root
+SLOW_MODEL_SECONDS = "20"  # a task surely still waits or runs when the test acts on it, even on a busy machine
+WAITING_OR_RUNNING = ("waiting", "queued", "generating")  # how generate's progress lines start meanwhile
 
 
 @pytest.fixture
@@ -30,6 +38,13 @@ def photo(tmp_path: Path) -> Path:
     path = tmp_path / "photo.png"
     path.write_bytes(encode(pattern(), "PNG"))
     return path
+
+
+@pytest.fixture(scope="module")
+def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose model takes long, so that a task is still waiting or running when it is cancelled."""
+    with local_stack(tmp_path_factory.mktemp("slow-stack"), SLOW_MODEL_SECONDS) as running:
+        yield running
 
 
 def test_generate_saves_a_complete_mp4_and_says_where(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
@@ -120,6 +135,16 @@ def _unknown_task(api_url: str, tmp_path: Path) -> list[str]:
     return ["status", UNKNOWN_TASK, "--api", api_url]
 
 
+def _cancel_finished(api_url: str, tmp_path: Path) -> list[str]:
+    task_id = upload_presigned(api_url, png())
+    poll_until_final(api_url, task_id)
+    return ["cancel", task_id, "--api", api_url]
+
+
+def _delete_unknown(api_url: str, tmp_path: Path) -> list[str]:
+    return ["delete", UNKNOWN_TASK, "--api", api_url]
+
+
 @pytest.mark.parametrize(
     ("command", "exit_code", "code", "message"),
     [
@@ -128,8 +153,18 @@ def _unknown_task(api_url: str, tmp_path: Path) -> list[str]:
         (_too_big, 3, "FILE_TOO_LARGE", "huge.png: The image is"),
         (_unreachable, 4, "API_UNREACHABLE", "cannot reach the Leyline API at http://127.0.0.1:"),
         (_unknown_task, 5, "TASK_NOT_FOUND", f"No task {UNKNOWN_TASK} exists"),
+        (_cancel_finished, 5, "TASK_FINISHED", "has already finished"),
+        (_delete_unknown, 5, "TASK_NOT_FOUND", f"No task {UNKNOWN_TASK} exists"),
     ],
-    ids=["missing-file", "not-an-image", "too-big", "unreachable-api", "unknown-task"],
+    ids=[
+        "missing-file",
+        "not-an-image",
+        "too-big",
+        "unreachable-api",
+        "unknown-task",
+        "cancel-finished",
+        "delete-unknown",
+    ],
 )
 @pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
 def test_each_failure_is_one_line_and_a_documented_exit_code(
@@ -199,31 +234,159 @@ def test_checking_the_output_leaves_nothing_beside_it(photo: Path, tmp_path: Pat
     assert list(out.iterdir()) == []
 
 
-def test_ctrl_c_exits_130_and_leaves_no_file(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
-    # Given generate running, past the upload
-    process = subprocess.Popen(
-        leyline_command("generate", "photo.png", "--api", stack.api_url),
-        cwd=tmp_path,
-        env=environment({}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith(("waiting", "queued", "generating")):
-            break
+def test_cancel_takes_back_a_waiting_task_and_prints_its_state(stack: LocalStack, tmp_path: Path) -> None:
+    # Given a task waiting for its upload
+    ticket = requests.post(f"{stack.api_url}/uploads", json={"content_type": "image/png"}, timeout=10)
+    task_id = ticket.json()["task_id"]
+
+    # When a person cancels it, Then it says the state the task is in now
+    run = leyline("cancel", task_id, "--api", stack.api_url, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "CANCELLED\n"
+    assert requests.get(f"{stack.api_url}/status/{task_id}", timeout=10).json()["state"] == "CANCELLED"
+
+    # And cancelling it again is no error: a script gets the task's status, still CANCELLED
+    again = leyline("cancel", task_id, "--api", stack.api_url, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    status = json.loads(again.stdout)
+    assert (status["task_id"], status["state"]) == (task_id, "CANCELLED")
+
+
+def test_delete_removes_a_finished_task(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
+    # Given a finished task
+    task_id = upload_presigned(stack.api_url, photo.read_bytes())
+    poll_until_final(stack.api_url, task_id)
+
+    # When a person deletes it, Then it says so
+    run = leyline("delete", task_id, "--api", stack.api_url, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"task {task_id} deleted\n"
+
+    # And the API no longer knows it: its status and its video are 404
+    assert requests.get(f"{stack.api_url}/status/{task_id}", timeout=10).status_code == 404
+    assert requests.get(f"{stack.api_url}/video/{task_id}", timeout=10, allow_redirects=False).status_code == 404
+
+    # And deleting it again is the API's 404, exit 5, for scripts too
+    again = leyline("delete", task_id, "--api", stack.api_url, "--json", cwd=tmp_path)
+    assert again.returncode == 5
+    assert json.loads(again.stdout)["error"]["code"] == "TASK_NOT_FOUND"
+
+
+def test_ctrl_c_cancels_the_task_it_created_exits_130_and_leaves_no_file(
+    slow_stack: LocalStack, photo: Path, tmp_path: Path
+) -> None:
+    # Given generate running, past the upload, its task waiting for or inside the (slow) model
+    generate = Generate("photo.png", "--api", slow_stack.api_url, cwd=tmp_path)
+    task_id = generate.task_id()
+    generate.wait_for_line(lambda line: line.startswith(WAITING_OR_RUNNING))
 
     # When the person presses Ctrl-C
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
+    generate.process.send_signal(signal.SIGINT)
+    stdout, stderr = generate.finish()
 
-    # Then it exits 130, says how to find the task again, and left no file behind
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    assert stderr.splitlines()[-1].startswith("leyline: error: interrupted; task ")
+    # Then it exits 130 at once, asking nothing, and says on one line that it cancelled the task
+    assert generate.process.returncode == 130
+    assert_one_error_line(stderr, f"interrupted; task {task_id} cancelled")
+    assert stderr.endswith(f"leyline: error: interrupted; task {task_id} cancelled\n")
     assert stdout == ""
+    # And the task ends CANCELLED with no video anywhere, and no file was left behind
+    assert poll_until_final(slow_stack.api_url, task_id)[-1]["state"] == "CANCELLED"
+    assert videos_of(slow_stack, task_id) == []
     assert [path.name for path in tmp_path.iterdir()] == ["photo.png"]
+
+
+def test_generate_stops_when_its_task_is_cancelled_elsewhere(
+    slow_stack: LocalStack, photo: Path, tmp_path: Path
+) -> None:
+    # Given a script's generate waiting on its task
+    generate = Generate("photo.png", "--api", slow_stack.api_url, "--json", cwd=tmp_path)
+    task_id = generate.task_id()
+    generate.wait_for_line(lambda line: line.startswith(WAITING_OR_RUNNING))
+
+    # When someone cancels the task (e.g. from the page)
+    cancelled = requests.post(f"{slow_stack.api_url}/tasks/{task_id}/cancel", timeout=10)
+    assert cancelled.status_code == 200, cancelled.text
+    stdout, stderr = generate.finish()
+
+    # Then generate stops with exit 1, says the task was cancelled, and prints the final status
+    assert generate.process.returncode == 1
+    assert_one_error_line(stderr, "the task was cancelled")
+    status = json.loads(stdout)
+    assert (status["task_id"], status["state"], status["output"]) == (task_id, "CANCELLED", None)
+    assert [path.name for path in tmp_path.iterdir()] == ["photo.png"]
+
+
+def test_a_submit_retried_after_a_lost_answer_reuses_its_key_and_makes_one_task(
+    stack: LocalStack, photo: Path, tmp_path: Path
+) -> None:
+    # Given the tasks so far, and a network between the CLI and the API that loses the answer to the first
+    # submit (the API has created its task; the CLI's connection is reset)
+    tasks_before = count_tasks(stack)
+    with LossyProxy(stack.api_port) as proxy:
+        # When a person generates a video through it
+        run = leyline("generate", "photo.png", "-o", "out.mp4", "--api", proxy.url, cwd=tmp_path)
+
+    # Then it gets its video all the same
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out.mp4").read_bytes()[4:8] == b"ftyp"
+    # And it sent the submit twice, with one and the same Idempotency-Key, the first answer lost
+    submits = [seen for seen in proxy.requests if (seen.method, seen.target) == ("POST", "/uploads")]
+    assert [seen.dropped for seen in submits] == [True, False]
+    first_key, retry_key = (seen.headers.get("idempotency-key") for seen in submits)
+    assert first_key
+    assert retry_key == first_key
+    # And the API made exactly one task of it
+    assert count_tasks(stack) == tasks_before + 1
+
+
+class Generate:
+    """`leyline generate` as a running subprocess, its stderr read line by line as it comes (bounded waits)."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            leyline_command("generate", *args),
+            cwd=cwd,
+            env=environment({}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for_line(self, wanted: Callable[[str], bool], timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._queue.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"generate ended first: {''.join(self.lines)}"
+            self.lines.append(line)
+            if wanted(line):
+                return line
+
+    def task_id(self) -> str:
+        """From the `task <id>` line generate prints as soon as the API created its task."""
+        return self.wait_for_line(lambda line: line.startswith("task ")).split()[1]
+
+    def finish(self, timeout: float = 30.0) -> tuple[str, str]:
+        """Waits for the process to end; returns its whole stdout and stderr."""
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        self._reader.join(timeout=timeout)
+        while (line := self._queue.get(timeout=timeout)) is not None:
+            self.lines.append(line)
+        assert self.process.stdout is not None
+        return self.process.stdout.read(), "".join(self.lines)
 
 
 def test_an_interrupted_download_removes_its_partial_file(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
@@ -240,6 +403,11 @@ def test_an_interrupted_download_removes_its_partial_file(stack: LocalStack, pho
     with pytest.raises(KeyboardInterrupt):
         LeylineClient(stack.api_url).download(task_id, out / "video.mp4", interrupt)
     assert list(out.iterdir()) == []
+
+
+def videos_of(stack: LocalStack, task_id: str) -> list[str]:
+    listed = stack.client("s3").list_objects_v2(Bucket=stack.physical_name("MediaBucket"), Prefix=f"videos/{task_id}")
+    return [item["Key"] for item in listed.get("Contents", [])]
 
 
 def count_tasks(stack: LocalStack) -> int:

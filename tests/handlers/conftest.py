@@ -3,6 +3,7 @@ built from template.yaml and the environment template.yaml gives each function."
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from collections.abc import Callable, Iterator
@@ -10,35 +11,32 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from infra.provision import provision
 from infra.template import Stack, load_stack
 from tests.lambda_context import FakeLambdaContext
+from tests.mocked_aws import empty, provisioned
 from tests.sample_events import ROOT
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="package")
 def template() -> Stack:
     return load_stack(ROOT / "template.yaml", parameter_overrides={"ModelSeconds": "1"})
 
 
-@pytest.fixture
-def aws(template: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": template.region,
-        "AWS_REGION": template.region,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        session = boto3.Session(region_name=template.region)
-        provision(template, session, None)
+@pytest.fixture(scope="package")
+def resources(template: Stack) -> Iterator[boto3.Session]:
+    """The template's resources in moto's in-process mock, provisioned once for tests/handlers."""
+    with provisioned(template) as session:
         yield session
+
+
+@pytest.fixture
+def aws(resources: boto3.Session) -> boto3.Session:
+    """The template's resources as provisioning leaves them: no items, messages or objects."""
+    empty(resources)
+    return resources
 
 
 @pytest.fixture
@@ -57,6 +55,9 @@ def invoke(
             # A cold start: the handler modules (and the shared routes) read settings at import.
             for name in [name for name in sys.modules if name.startswith("leyline.handlers")]:
                 del sys.modules[name]
+            # As in a new execution environment, nothing is frozen yet, so the init phase freezes what it made
+            # (and its check of what is frozen, which walks every frozen object, finds nothing to walk).
+            gc.unfreeze()
             loaded[logical_id] = getattr(importlib.import_module(module_name), attribute)
         context = FakeLambdaContext(
             function_name=logical_id, timeout_seconds=template.functions[logical_id].timeout_seconds

@@ -14,31 +14,10 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from leyline.models import iso
+from tests.handlers.support import body, status_of, with_body
 from tests.sample_events import ROOT, sample_event
 
 EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
-
-
-def body(response: dict[str, Any]) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(response["body"])
-    return parsed
-
-
-def with_body(event: dict[str, Any], raw: bytes, content_type: str) -> dict[str, Any]:
-    return {
-        **event,
-        "headers": {**event["headers"], "content-type": content_type},
-        "body": base64.b64encode(raw).decode(),
-        "isBase64Encoded": True,
-    }
-
-
-def status_of(invoke, task_id: str) -> tuple[int, dict[str, Any]]:
-    event = sample_event("http-get-status.json")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/status/{task_id}"
-    event["pathParameters"] = {"task_id": task_id}
-    response = invoke("StatusFunction", event)
-    return response["statusCode"], body(response)
 
 
 def test_create_upload_issues_a_presigned_post_pinned_to_the_task_key(invoke, template):
@@ -160,8 +139,10 @@ def test_pending_status_has_every_documented_field(invoke):
         "created_at": answer["created_at"],
         "started_at": None,
         "finished_at": None,
+        "expires_at": answer["expires_at"],
     }
     assert answer["created_at"].endswith("Z")
+    assert answer["expires_at"] > answer["created_at"]
 
 
 def video_event(name: str, method: str = "GET") -> dict[str, Any]:

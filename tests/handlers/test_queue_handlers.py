@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from infra.template import Stack
-from tests.handlers.test_http_handlers import body, status_of
+from tests.handlers.support import body, dead_job_event, receive_as_lambda_event, status_of
 from tests.sample_events import ROOT, sample_event
 
 EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
@@ -17,26 +17,6 @@ EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
 
 def queue_url(template: Stack, logical_id: str) -> str:
     return template.queue_url(logical_id)
-
-
-def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str) -> dict[str, Any]:
-    """One received message dressed as the sample SQS event from events/ (as the event source mapping would)."""
-    sqs = aws.client("sqs")
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, AttributeNames=["All"])
-    assert messages.get("Messages"), f"nothing arrived on {url}"
-    message = messages["Messages"][0]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    event = sample_event(sample)
-    record = event["Records"][0]
-    record.update(
-        messageId=message["MessageId"],
-        receiptHandle=message["ReceiptHandle"],
-        body=message["Body"],
-        md5OfBody=message["MD5OfBody"],
-        eventSourceARN=arn,
-        attributes={**record["attributes"], **message["Attributes"]},
-    )
-    return event
 
 
 def hand_to_the_model(invoke, aws: boto3.Session, template: Stack) -> dict[str, Any]:
@@ -114,6 +94,7 @@ def test_intake_gives_places_in_the_order_it_hands_jobs_to_the_model(invoke, aws
     assert jobs == in_line
 
 
+@pytest.mark.slow  # waits the seconds of the backoff for the messages to come back
 def test_intake_stops_at_a_failed_upload_and_brings_it_and_those_behind_it_back_in_seconds(invoke, aws, template):
     # Given three uploads whose events wait on the intake queue, the second of them unreadable
     task_ids = [upload(invoke) for _ in range(3)]
@@ -149,6 +130,7 @@ def test_intake_stops_at_a_failed_upload_and_brings_it_and_those_behind_it_back_
     assert sorted(back) == sorted(m["MessageId"] for m in received[1:])
 
 
+@pytest.mark.integration  # the processor decodes the upload in a forked child
 def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, template, capsys):
     # Given an uploaded, queued image whose job is on the FIFO queue
     task_id = upload(invoke)
@@ -180,6 +162,7 @@ def test_processor_makes_the_video_once_even_for_a_duplicate_event(invoke, aws, 
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="videos/")
 
 
+@pytest.mark.integration  # the processor decodes the upload in a forked child
 @pytest.mark.parametrize(
     ("data", "code"),
     [(b"hello, I am text", "UNSUPPORTED_FORMAT"), (b"", "EMPTY_FILE"), (EXAMPLE[: len(EXAMPLE) // 2], "CORRUPT_IMAGE")],
@@ -197,16 +180,6 @@ def test_processor_fails_bad_uploads_fast_and_consumes_their_message(invoke, aws
     assert answer["error"]["code"] == code
     assert answer["error"]["message"]
     assert answer["queue_position"] is None
-
-
-def dead_job_event(task_id: str, sample: str = "sqs-jobs-record.json") -> dict[str, Any]:
-    """The message as it sits in a dead-letter queue: the same body, redriven after its last receive."""
-    event = sample_event(sample)
-    body = json.loads(event["Records"][0]["body"])
-    body["detail"]["object"]["key"] = f"uploads/{task_id}"
-    event["Records"][0]["body"] = json.dumps(body)
-    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "6"
-    return event
 
 
 @pytest.mark.parametrize(
@@ -230,6 +203,7 @@ def test_a_job_that_exhausted_its_retries_ends_its_task_in_failure(invoke, aws, 
     assert answer["finished_at"]
 
 
+@pytest.mark.integration  # the processor decodes the upload in a forked child
 def test_a_dead_job_never_overwrites_a_finished_task(invoke, aws, template):
     # Given a task that succeeded
     task_id = upload(invoke)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from infra.provision import provision, provisioning_order
-from infra.settings import Settings, port_following_overrides
-from infra.template import TemplateError, load_stack
+from infra.settings import port_following_overrides
+from infra.template import load_stack
+from tests.mocked_aws import empty, provisioned
 
 ROOT = Path(__file__).parents[2]
 
@@ -21,15 +20,18 @@ def stack():
     return load_stack(ROOT / "template.yaml")
 
 
-@pytest.fixture
-def aws(stack, monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        session = boto3.Session(region_name=stack.region)
-        provision(stack, session, None)
+@pytest.fixture(scope="module")
+def resources(stack):
+    """The template's resources in moto's in-process mock, provisioned once for this module."""
+    with provisioned(stack) as session:
         yield session
+
+
+@pytest.fixture
+def aws(resources):
+    """The template's resources as provisioning leaves them: no items, messages or objects."""
+    empty(resources)
+    return resources
 
 
 def test_dependencies_come_first(stack):
@@ -122,24 +124,6 @@ def test_provisioning_twice_converges(stack, aws):
     assert aws.client("s3").head_bucket(Bucket=stack.physical_name("MediaBucket"))
 
 
-def test_an_unknown_resource_type_fails_before_anything_is_created(tmp_path, monkeypatch):
-    # Given a template with a bucket and a resource type the local stack does not provision
-    path = tmp_path / "template.yaml"
-    path.write_text(
-        "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n"
-        "  Topic:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: t}\n"
-    )
-    stack = load_stack(path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        # When provisioning, Then it fails loudly, and nothing was half-created
-        with pytest.raises(TemplateError, match="AWS::SNS::Topic"):
-            provision(stack, session, None)
-        assert session.client("s3").list_buckets()["Buckets"] == []
-
-
 TEMPLATE_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
 
 
@@ -163,25 +147,3 @@ def test_the_cors_default_is_left_alone_when_the_user_set_it_or_nothing_needs_it
     # Given origins the user chose, a port the default already names, or a template without the parameter
     # When the local defaults are worked out, Then there is nothing to override
     assert port_following_overrides(port, parameters, overrides) == {}
-
-
-def test_a_local_stack_on_another_port_lets_its_page_upload_to_the_bucket(monkeypatch):
-    # Given the local stack's settings for API port 18080, CorsAllowedOrigins not set
-    settings = Settings.from_env({"LEYLINE_API_PORT": "18080", "LEYLINE_PARAMETER_OVERRIDES": "RetentionDays=3"})
-    stack = settings.load_stack()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        session = boto3.Session(region_name=stack.region)
-        # When it is provisioned
-        provision(stack, session, None)
-        # Then the bucket's CORS (read back from moto) and the API's allow the page's origins on 18080
-        rule = session.client("s3").get_bucket_cors(Bucket=stack.physical_name("MediaBucket"))["CORSRules"][0]
-    expected = ["http://localhost:18080", "http://127.0.0.1:18080"]
-    assert rule["AllowedOrigins"] == expected
-    cors = stack.http_api.cors if stack.http_api else None
-    assert cors is not None
-    assert list(cors.allow_origins) == expected
-    # And the user's other overrides still apply
-    assert stack.parameters["RetentionDays"] == "3"

@@ -17,6 +17,9 @@ import requests
 
 from infra.testing import LocalStack
 
+# Starts a local stack (`python -m infra`, with a worker process per function) over real HTTP.
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).parent / "fixtures"
 ALLOWED = "http://allowed.example"
 T = TypeVar("T")

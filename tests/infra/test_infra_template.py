@@ -54,7 +54,11 @@ def test_globals_are_merged_and_the_function_keeps_its_own_values(product):
     assert processor.environment["IDEMPOTENCY_TABLE"] == product.physical_name("IdempotencyTable")
     assert processor.environment["TASKS_TABLE"] == product.physical_name("TasksTable")
     assert processor.environment["MODEL_SECONDS"] == "30"
-    assert "IDEMPOTENCY_TABLE" not in product.functions["ApiFunction"].environment
+    # And ApiFunction has an IDEMPOTENCY_TABLE of its own: its submits' table, not the model's
+    assert product.functions["ApiFunction"].environment["IDEMPOTENCY_TABLE"] == product.physical_name(
+        "SubmitIdempotencyTable"
+    )
+    assert "IDEMPOTENCY_TABLE" not in product.functions["StatusFunction"].environment
 
 
 def test_sqs_event_sources_as_declared(product):

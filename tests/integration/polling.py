@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-FINAL_STATES = ("SUCCESS", "FAILURE")
+from leyline.states import FINAL_STATES
 
 
 def upload_form(api_url: str, image: bytes) -> str:
@@ -36,7 +36,7 @@ def status(api_url: str, task_id: str) -> dict[str, Any]:
 
 
 def poll_until_final(api_url: str, task_id: str, *, timeout: float = 120.0, every: float = 0.1) -> list[dict[str, Any]]:
-    """Every status seen, in order, until SUCCESS or FAILURE; fails the test past `timeout` seconds."""
+    """Every status seen, in order, until a final state (leyline.states); fails the test past `timeout` seconds."""
     deadline = time.monotonic() + timeout
     seen: list[dict[str, Any]] = []
     while time.monotonic() < deadline:

@@ -1,8 +1,9 @@
-"""infra.faults: the proxy forwards AWS calls faithfully and answers injected faults as AWS would."""
+"""tests/faultproxy.py: the proxy forwards AWS calls faithfully and answers injected faults as AWS would."""
 
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from botocore.config import Config
@@ -125,6 +126,21 @@ def test_a_stack_without_the_proxy_has_no_fault_api(tmp_path):
     # Given a stack made without faults=True (not even started), Then asking it for faults says how to get them
     plain = LocalStack(log_dir=tmp_path)
     assert plain.faults_url is None
-    assert "LEYLINE_FAULTS" not in plain.env
+    assert "LEYLINE_FUNCTIONS_AWS_ENDPOINT" not in plain.env
     with pytest.raises(LocalStackError, match="faults=True"):
         plain.inject_fault("s3", "GetObject")
+
+
+def test_the_proxy_runs_beside_the_stack_and_stops_with_it(make_stack):
+    # Given a started stack with the fault proxy (a process of its own, in front of the stack's endpoint)
+    stack = make_stack(faults=True)
+    assert stack.env["LEYLINE_FUNCTIONS_AWS_ENDPOINT"] == stack.faults_endpoint
+    assert stack.aws_requests() == {}
+    port = int(stack.faults_endpoint.rsplit(":", 1)[1])
+
+    # When the stack is stopped
+    stack.stop()
+
+    # Then the proxy is gone too: nothing listens on its port any more
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass

@@ -1,13 +1,17 @@
-"""infra.faults without a stack: which AWS operation a request is, and the error bodies faults answer with."""
+"""tests/faultproxy.py without a stack: which AWS operation a request is, and the error bodies faults answer with."""
 
 from __future__ import annotations
 
 import json
+import pkgutil
 from email.message import Message
 
 import pytest
 
-from infra.faults import Fault, FaultSpecError, FaultTable, error_response, identify
+import infra
+from infra import testing
+from tests import faultproxy
+from tests.faultproxy import Fault, FaultSpecError, FaultTable, error_response, identify
 
 SIGV4 = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=x"
 
@@ -108,3 +112,13 @@ def test_a_fault_is_used_up_after_count_matching_requests_and_every_request_is_c
 def test_malformed_faults_are_refused(spec):
     with pytest.raises(FaultSpecError):
         Fault.from_spec(spec)
+
+
+def test_the_proxy_is_test_support_not_part_of_the_shipped_runtime():
+    # Given the modules of the runtime package that pyproject ships (infra*)
+    shipped = [module.name for module in pkgutil.walk_packages(infra.__path__, "infra.")]
+    # Then none of them is the fault proxy: it lives in tests/ and the runtime knows it by no name
+    assert "infra.testing" in shipped
+    assert not [name for name in shipped if "fault" in name]
+    # And the harness calls the control path the proxy serves
+    assert testing.FAULTS_CONTROL_PATH == faultproxy.CONTROL_PATH

@@ -1,7 +1,7 @@
 """Issue 5: AWS errors during a task. Transient ones end in SUCCESS (botocore's retries, then the queue's);
 persistent ones end in FAILURE (PROCESSING_FAILED) through the dead-letter queue, without holding up the line.
 
-Faults are injected by the proxy between the functions and the AWS endpoint (infra.faults); nothing in
+Faults are injected by the proxy between the functions and the AWS endpoint (tests/faultproxy.py); nothing in
 the pipeline is patched.
 """
 
@@ -133,7 +133,7 @@ def test_a_failed_write_of_the_outcome_reruns_the_model_and_still_leaves_one_vid
     # Given a task whose SUCCESS cannot be recorded the first time (throttled beyond botocore's attempts)
     ticket = create_ticket(fault_stack.api_url)
     task_id = ticket["task_id"]
-    fault_stack.inject_fault("dynamodb", "UpdateItem", count=DYNAMODB_ATTEMPTS, match=[":success", task_id])
+    fault_stack.inject_fault("dynamodb", "UpdateItem", count=DYNAMODB_ATTEMPTS, match=["progress = :done", task_id])
 
     # When it runs
     send_file(ticket, imagefactory.png())

@@ -16,6 +16,9 @@ import pytest
 
 from tests.security.sam import ROOT, TEMPLATE, transformed_template
 
+# checkov runs in a subprocess (from its own venv).
+pytestmark = pytest.mark.integration
+
 CHECKOV = Path(os.environ.get("LEYLINE_CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 
 # Findings on resources the SAM transform generates, where a template Metadata skip cannot reach.

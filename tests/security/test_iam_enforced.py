@@ -26,11 +26,13 @@ from moto.core.authorization import ActionAuthenticatorMixin
 
 from infra.provision import provision
 from infra.template import Stack, load_stack
-from tests.handlers.test_http_handlers import body, status_of, with_body
-from tests.handlers.test_queue_handlers import dead_job_event, receive_as_lambda_event
+from tests.handlers.support import body, dead_job_event, receive_as_lambda_event, status_of, with_body
 from tests.lambda_context import FakeLambdaContext
 from tests.sample_events import ROOT, sample_event
 from tests.security.sam import transformed_template
+
+# In this process, but seconds a test: moto loads every AWS managed policy (SAM attaches some).
+pytestmark = pytest.mark.slow
 
 EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
 ADMIN = "deployer"
@@ -138,6 +140,7 @@ def invoke(template: Stack, keys: dict[str, dict[str, str]], monkeypatch: pytest
     return call
 
 
+@pytest.mark.integration  # the processor decodes the upload in a forked child
 def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admin, keys, template):
     # Given a presigned upload and a form upload, each function under its own credentials
     ticket = invoke("ApiFunction", sample_event("http-create-upload.json"))
@@ -145,6 +148,18 @@ def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admi
     inline = invoke("ApiFunction", with_body(sample_event("http-form-upload.json"), *_form(EXAMPLE)))
     assert inline["statusCode"] == 202, inline
     task_id = body(inline)["task_id"]
+
+    # And ApiFunction keeps Idempotency-Key records: a keyed submit (record put in progress, then completed), its
+    # replay (the record read back, its task read for a fresh form), a refused one (its record deleted), a reuse.
+    # (Here, before another function's cold start: this harness gives the process one function's keys at a time,
+    # and the records' DynamoDB client is made on the first keyed request.)
+    first = invoke("ApiFunction", _keyed(sample_event("http-create-upload.json"), "iam-key"))
+    replay = invoke("ApiFunction", _keyed(sample_event("http-create-upload.json"), "iam-key"))
+    assert (first["statusCode"], replay["statusCode"]) == (201, 201), replay
+    assert body(replay)["task_id"] == body(first)["task_id"]
+    gif = with_body(sample_event("http-create-upload.json"), b'{"content_type": "image/gif"}', "application/json")
+    assert invoke("ApiFunction", _keyed(gif, "iam-refused"))["statusCode"] == 415
+    assert invoke("ApiFunction", _keyed(gif, "iam-key"))["statusCode"] == 422
 
     # When the upload's events reach the intake and the model
     intake = receive_as_lambda_event(admin, template.queue_url("IntakeQueue"), "sqs-intake-record.json")
@@ -167,6 +182,29 @@ def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admi
     assert invoke("DeadLetterFunction", dead_job_event(task_id)) == {"batchItemFailures": []}
     assert status_of(invoke, task_id)[1]["state"] == "SUCCESS"
 
+    # And ApiFunction cancels the task still waiting for its upload, and refuses to cancel the finished one
+    waiting = body(ticket)["task_id"]
+    code, cancelled = _lifecycle(invoke, "http-cancel-task.json", waiting)
+    assert (code, cancelled["state"]) == (200, "CANCELLED"), cancelled
+    code, refused = _lifecycle(invoke, "http-cancel-task.json", task_id)
+    assert (code, refused["error"]["code"]) == (409, "TASK_FINISHED"), refused
+
+    # And it deletes both: the finished task's upload, video and record, and the cancelled task's record
+    bucket = template.physical_name("MediaBucket")
+    for deleted in (task_id, waiting):
+        assert _lifecycle(invoke, "http-delete-task.json", deleted)[0] == 204
+        assert status_of(invoke, deleted)[0] == 404
+    assert admin.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+    # And the processor may remove a video it stored for a task that was cancelled meanwhile (the race's cleanup)
+    processor = _session(keys["ProcessorFunction"], template.region).client("s3")
+    processor.put_object(Bucket=bucket, Key=f"videos/{waiting}.mp4", Body=b"video")
+    processor.delete_object(Bucket=bucket, Key=f"videos/{waiting}.mp4")
+
+
+def _keyed(event: dict[str, Any], key: str) -> dict[str, Any]:
+    return {**event, "headers": {**event["headers"], "idempotency-key": key}}
+
 
 def test_a_function_cannot_do_what_another_one_does(keys, template):
     # Given the StatusFunction's and the ApiFunction's credentials
@@ -181,13 +219,28 @@ def test_a_function_cannot_do_what_another_one_does(keys, template):
     with pytest.raises(ClientError, match="AccessDenied"):
         status.client("s3").get_object(Bucket=bucket, Key="uploads/x")
 
-    # And neither may delete tasks, list the bucket or touch the jobs queue
+    # And the status reader may not delete a task (only ApiFunction does, for DELETE /tasks/{task_id}), nor its
+    # objects; neither may list the bucket or touch the jobs queue
     with pytest.raises(ClientError, match="AccessDenied"):
-        api.client("dynamodb").delete_item(TableName=template.physical_name("TasksTable"), Key={"task_id": {"S": "x"}})
+        status.client("dynamodb").delete_item(
+            TableName=template.physical_name("TasksTable"), Key={"task_id": {"S": "x"}}
+        )
+    with pytest.raises(ClientError, match="AccessDenied"):
+        status.client("s3").delete_object(Bucket=bucket, Key="videos/x.mp4")
     with pytest.raises(ClientError, match="AccessDenied"):
         status.client("s3").list_objects_v2(Bucket=bucket)
     with pytest.raises(ClientError, match="AccessDenied"):
         api.client("sqs").send_message(QueueUrl=template.queue_url("JobsQueue"), MessageBody="{}", MessageGroupId="m")
+
+
+def _lifecycle(invoke: Invoke, sample: str, task_id: str) -> tuple[int, dict[str, Any]]:
+    """POST /tasks/{task_id}/cancel or DELETE /tasks/{task_id} to ApiFunction: status code and body (if any)."""
+    event = sample_event(sample)
+    path = event["rawPath"].replace("3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c", task_id)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["pathParameters"] = {"task_id": task_id}
+    response = invoke("ApiFunction", event)
+    return response["statusCode"], body(response) if response.get("body") else {}
 
 
 def _form(image: bytes) -> tuple[bytes, str]:

@@ -31,6 +31,17 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:PutItem", "TasksTable"),
         ("dynamodb:Query", "TasksTable/index/ClientIndex"),
         ("s3:PutObject", "MediaBucket/uploads/*"),
+        # Idempotency-Key on POST /upload(s): Powertools' records, in a table of their own
+        ("dynamodb:GetItem", "SubmitIdempotencyTable"),
+        ("dynamodb:PutItem", "SubmitIdempotencyTable"),
+        ("dynamodb:UpdateItem", "SubmitIdempotencyTable"),
+        ("dynamodb:DeleteItem", "SubmitIdempotencyTable"),
+        # cancel and delete: read, cancel (conditional update) and delete a task; remove its upload and video
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("dynamodb:DeleteItem", "TasksTable"),
+        ("s3:DeleteObject", "MediaBucket/uploads/*"),
+        ("s3:DeleteObject", "MediaBucket/videos/*"),
     },
     "StatusFunction": {
         ("dynamodb:GetItem", "TasksTable"),
@@ -38,7 +49,9 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("s3:GetObject", "MediaBucket/videos/*"),
     },
     "IntakeFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),
+        ("s3:DeleteObject", "MediaBucket/uploads/*"),
         ("sqs:SendMessage", "JobsQueue"),
         ("sqs:GetQueueUrl", "IntakeQueue"),
         ("sqs:ChangeMessageVisibility", "IntakeQueue"),
@@ -53,6 +66,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("s3:GetObject", "MediaBucket/uploads/*"),
         ("s3:ListBucket", "MediaBucket"),
         ("s3:PutObject", "MediaBucket/videos/*"),
+        ("s3:DeleteObject", "MediaBucket/videos/*"),
         ("sqs:GetQueueUrl", "JobsQueue"),
         ("sqs:ChangeMessageVisibility", "JobsQueue"),
     },

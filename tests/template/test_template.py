@@ -51,6 +51,7 @@ def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str
     return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
 
 
+@pytest.mark.integration  # runs cfn-lint in a subprocess
 def test_cfn_lint_is_clean():
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, check=False)
@@ -193,6 +194,7 @@ def _start_handler(
     )
 
 
+@pytest.mark.integration  # runs each handler's import in a fresh interpreter
 @pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
 def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_or_pyav(logical_id):
     # Given the function as the template declares it, its environment and whether MediaLayer is attached
@@ -207,6 +209,7 @@ def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_o
     assert needs_the_layer == ("MediaLayer" in spec.layers), started.stderr
 
 
+@pytest.mark.integration  # runs each handler's import in a fresh interpreter
 @pytest.mark.parametrize("logical_id", ["ApiFunction", "StatusFunction"])
 def test_the_http_functions_start_without_pydantic(logical_id):
     # Given an HTTP function, whose cold start is on a user's request path
@@ -232,6 +235,7 @@ _REPORT_THE_COLLECTOR = (
 )
 
 
+@pytest.mark.integration  # runs each handler's import in a fresh interpreter
 @pytest.mark.parametrize("logical_id", sorted(load_stack(TEMPLATE).functions))
 def test_the_init_phase_runs_no_garbage_collection_and_leaves_the_collector_on(logical_id):
     # Given a function's handler, as Lambda's init phase imports it, in a fresh process

@@ -7,8 +7,9 @@ class RecordingTasks:
     def __init__(self) -> None:
         self.writes: list[int] = []
 
-    def set_progress(self, task_id: str, progress: int) -> None:
+    def set_progress(self, task_id: str, progress: int) -> bool:
         self.writes.append(progress)
+        return True  # the task is still PROCESSING
 
 
 def test_progress_never_goes_backwards_even_after_a_retry_restarts_the_work():

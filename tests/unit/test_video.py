@@ -10,6 +10,7 @@ from tests.imagefactory import BLUE, RED
 from tests.videoprobe import frame_at, probe_video
 
 
+# Tests that render a clip are `slow` (seconds of H.264 encoding each); choosing the size and refusing are not.
 @pytest.fixture(scope="module")
 def landscape_clip() -> tuple[bytes, list[float]]:
     """A default clip of a detailed 16:9 image, with every progress report it made."""
@@ -36,6 +37,7 @@ def assert_close(actual, expected, tolerance=20):
     assert all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)), (actual, expected)
 
 
+@pytest.mark.slow
 def test_default_clip_is_browser_ready_h264(landscape_clip):
     # Given a default clip of a landscape image
     data, _ = landscape_clip
@@ -51,6 +53,7 @@ def test_default_clip_is_browser_ready_h264(landscape_clip):
     assert info.duration >= 2
 
 
+@pytest.mark.slow
 def test_default_clip_has_one_frame_per_tick(landscape_clip):
     # Given a default clip (3 s at 24 fps)
     data, _ = landscape_clip
@@ -61,6 +64,7 @@ def test_default_clip_has_one_frame_per_tick(landscape_clip):
     assert info.duration == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_clip_moves_and_eases_in(landscape_clip):
     # Given a default clip
     data, _ = landscape_clip
@@ -72,6 +76,7 @@ def test_clip_moves_and_eases_in(landscape_clip):
     assert mean_difference(first, second) < mean_difference(middle, after_middle)
 
 
+@pytest.mark.slow
 def test_portrait_input_gives_an_upright_portrait_video(portrait_clip):
     # Given a clip of a portrait photo that only EXIF turns upright
     info = probe_video(portrait_clip)
@@ -86,6 +91,7 @@ def test_portrait_input_gives_an_upright_portrait_video(portrait_clip):
     assert_close(mean_colour(first, (0, first.height * 7 // 8, first.width, first.height)), BLUE)
 
 
+@pytest.mark.slow
 def test_progress_rises_to_exactly_one(landscape_clip):
     # Given the progress reports of a default clip
     _, progress = landscape_clip
@@ -97,6 +103,7 @@ def test_progress_rises_to_exactly_one(landscape_clip):
     assert progress[-1] == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("colour", [RED, BLUE])
 def test_colours_survive_the_yuv_round_trip(colour):
     # Given a flat colour
@@ -107,6 +114,7 @@ def test_colours_survive_the_yuv_round_trip(colour):
     assert_close(first.getpixel((10, 10)), colour, tolerance=6)
 
 
+@pytest.mark.slow
 def test_length_and_rate_are_honoured():
     # Given a square image
     image = imagefactory.pattern(400, 400)

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 
-ALLOWED_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/webp")
-
-
-@dataclass(frozen=True)
-class PresignedPost:
-    url: str
-    fields: dict[str, str]
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    size: int
-    content_type: str
+from leyline.models import PresignedPost, StoredObject
 
 
 class MediaStore:
@@ -59,6 +46,10 @@ class MediaStore:
     def read(self, key: str) -> bytes:
         body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
         return bytes(body.read())
+
+    def delete(self, key: str) -> None:
+        """S3 answers a delete of a missing key with success too."""
+        self._s3.delete_object(Bucket=self._bucket, Key=key)
 
     def presigned_download(self, key: str, *, expires_in: int, filename: str, attachment: bool = False) -> str:
         """A GET that plays in the page (inline) or, with `attachment`, makes the browser save the file."""

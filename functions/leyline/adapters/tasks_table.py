@@ -15,6 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from leyline.models import ClientBacklog, QueueSnapshot, Task, TaskState, iso, parse_iso
+from leyline.states import sources_of
 
 QUEUE_INDEX = "QueueIndex"
 CLIENT_INDEX = "ClientIndex"
@@ -40,73 +41,70 @@ class TaskRepository:
         item = self._dynamodb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         return _from_item(_unmarshal(item)) if item else None
 
-    def mark_queued(self, task_id: str, seq: int, now: datetime) -> bool:
-        """PENDING -> QUEUED, taking a place in line. False if the task moved on already or is unknown."""
-        return self._update(
+    def mark_queued(self, task_id: str, seq: int, now: datetime, *, opened_since: datetime) -> bool:
+        """-> QUEUED, taking a place in line, while its upload window is open. False if the task moved on
+        already, its window closed (it was created before `opened_since`) or it is unknown."""
+        return self._move(
             task_id,
-            "SET #state = :queued, #queue = :active, queued_seq = :seq, queued_at = :now",
-            "#state = :pending",
-            {
-                ":queued": TaskState.QUEUED.value,
-                ":pending": TaskState.PENDING.value,
-                ":active": ACTIVE,
-                ":seq": seq,
-                ":now": iso(now),
-            },
+            TaskState.QUEUED,
+            "SET #state = :target, #queue = :active, queued_seq = :seq, queued_at = :now",
+            {":active": ACTIVE, ":seq": seq, ":now": iso(now), ":opened_since": iso(opened_since)},
+            also="created_at >= :opened_since",  # ISO 8601 UTC strings of one format sort as the times do
         )
 
     def mark_processing(self, task_id: str, seq: int, now: datetime) -> bool:
-        """Enters the model. A retry after a crash re-enters from PROCESSING and keeps its progress."""
-        return self._update(
+        """-> PROCESSING. A retry after a crash re-enters from PROCESSING and keeps its progress."""
+        return self._move(
             task_id,
-            "SET #state = :processing, #queue = :active, started_at = :now,"
+            TaskState.PROCESSING,
+            "SET #state = :target, #queue = :active, started_at = :now,"
             " queued_seq = if_not_exists(queued_seq, :seq), queued_at = if_not_exists(queued_at, :now),"
             " progress = if_not_exists(progress, :zero)",
-            "#state IN (:pending, :queued, :processing)",
-            {
-                ":processing": TaskState.PROCESSING.value,
-                ":pending": TaskState.PENDING.value,
-                ":queued": TaskState.QUEUED.value,
-                ":active": ACTIVE,
-                ":seq": seq,
-                ":now": iso(now),
-                ":zero": 0,
-            },
+            {":active": ACTIVE, ":seq": seq, ":now": iso(now), ":zero": 0},
         )
 
-    def set_progress(self, task_id: str, progress: int) -> None:
-        self._update(
+    def set_progress(self, task_id: str, progress: int) -> bool:
+        """Progress moves only inside the model: the PROCESSING -> PROCESSING transition."""
+        return self._move(
             task_id,
+            TaskState.PROCESSING,
             "SET progress = :progress",
-            "#state = :processing",
-            {":progress": progress, ":processing": TaskState.PROCESSING.value},
+            {":progress": progress},
+            only=TaskState.PROCESSING,
         )
 
-    def mark_succeeded(self, task_id: str, now: datetime) -> None:
-        self._update(
+    def mark_succeeded(self, task_id: str, now: datetime) -> bool:
+        """-> SUCCESS; False (and nothing written) if the task already ended otherwise, e.g. cancelled or failed."""
+        return self._move(
             task_id,
-            "SET #state = :success, progress = :done, finished_at = :now REMOVE #queue, waiting_client",
-            "attribute_exists(task_id)",
-            {":success": TaskState.SUCCESS.value, ":done": 100, ":now": iso(now)},
+            TaskState.SUCCESS,
+            "SET #state = :target, progress = :done, finished_at = :now REMOVE #queue, waiting_client",
+            {":done": 100, ":now": iso(now)},
         )
 
     def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool:
         """Any unfinished task can fail; a finished one keeps its outcome."""
-        return self._update(
+        return self._move(
             task_id,
-            "SET #state = :failure, finished_at = :now, error_code = :code, error_message = :message"
+            TaskState.FAILURE,
+            "SET #state = :target, finished_at = :now, error_code = :code, error_message = :message"
             " REMOVE #queue, waiting_client",
-            "#state IN (:pending, :queued, :processing)",
-            {
-                ":failure": TaskState.FAILURE.value,
-                ":now": iso(now),
-                ":code": code,
-                ":message": message,
-                ":pending": TaskState.PENDING.value,
-                ":queued": TaskState.QUEUED.value,
-                ":processing": TaskState.PROCESSING.value,
-            },
+            {":now": iso(now), ":code": code, ":message": message},
         )
+
+    def mark_cancelled(self, task_id: str, now: datetime) -> bool:
+        """-> CANCELLED, leaving the line (QueueIndex) and the client's backlog at once; a finished task keeps
+        its outcome. Progress stays where it was."""
+        return self._move(
+            task_id,
+            TaskState.CANCELLED,
+            "SET #state = :target, finished_at = :now REMOVE #queue, waiting_client",
+            {":now": iso(now)},
+        )
+
+    def delete(self, task_id: str) -> None:
+        """Removes the record, whatever its state; nothing happens if there is none."""
+        self._dynamodb.delete_item(TableName=self._table, Key=_marshal({"task_id": task_id}))
 
     def queue_snapshot(self, seq: int) -> QueueSnapshot:
         """Counts the active tasks that entered the line before `seq`; 0 when the task is first."""
@@ -154,11 +152,27 @@ class TaskRepository:
         head = self.get(str(_unmarshal(page["Items"][0])["task_id"]))
         return head.started_at if head and head.state is TaskState.PROCESSING else None
 
-    def _update(self, task_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+    def _move(
+        self,
+        task_id: str,
+        target: TaskState,
+        expression: str,
+        values: dict[str, Any],
+        *,
+        only: TaskState | None = None,
+        also: str | None = None,
+    ) -> bool:
+        """Moves the task to `target` (`:target` in `expression`), on the condition that its state is one the
+        transition table allows to move there (narrowed to `only`, and `also` when given). False if not."""
+        condition, sources = transition_condition(target, only=only)
+        if also:
+            condition = f"{condition} AND {also}"
+        if ":target" in expression:  # DynamoDB refuses values an expression does not use
+            values = values | {":target": target.value}
         request = _expressions(
-            values,
+            values | sources,
             UpdateExpression=expression,
-            ConditionExpression=f"attribute_exists(task_id) AND ({condition})",
+            ConditionExpression=f"attribute_exists(task_id) AND {condition}",
         )
         try:
             self._dynamodb.update_item(TableName=self._table, Key=_marshal({"task_id": task_id}), **request)
@@ -167,6 +181,15 @@ class TaskRepository:
                 return False
             raise
         return True
+
+
+def transition_condition(target: TaskState, *, only: TaskState | None = None) -> tuple[str, dict[str, str]]:
+    """`#state IN (...)` over the states leyline.states allows to move to `target` (or `only` of them),
+    and the values it names."""
+    values = {f":from_{state.value.lower()}": state.value for state in sorted(sources_of(target, only=only))}
+    if not values:
+        raise ValueError(f"the transition table allows no move to {target}")
+    return f"#state IN ({', '.join(values)})", values
 
 
 def _expressions(values: dict[str, Any], **expressions: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from http.client import HTTPException, HTTPResponse
@@ -14,23 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from leyline.client.errors import ApiError, ClientError, LocalFileError, Unreachable
+from leyline.media.formats import SNIFF_BYTES, sniff
+from leyline.states import FINAL_STATES
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all); the total is 0 when unknown."""
 
-FINAL_STATES = ("SUCCESS", "FAILURE")
 CHUNK = 64 * 1024
-_MAGIC_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+SUBMIT_RETRIES = 3
+"""How many times a submit is sent again after a network error (with its Idempotency-Key, so never twice)."""
+SUBMIT_BACKOFF_SECONDS = 0.5
+"""The wait before the first such retry; it doubles each time (0.5, 1, 2 s)."""
+HEAD_BYTES = SNIFF_BYTES
+"""How much of a file sniff_image_type needs."""
 
 
 def sniff_image_type(head: bytes) -> str | None:
-    """The MIME type of a PNG, JPEG or WebP from its first 12 bytes; None for anything else."""
-    for magic, mime in _MAGIC_TYPES:
-        if head.startswith(magic):
-            return mime
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    """The MIME type of an accepted image (media.formats) from its first HEAD_BYTES bytes; None for anything else."""
+    found = sniff(head)
+    return found.mime_type if found else None
 
 
 class LeylineClient:
@@ -39,10 +42,34 @@ class LeylineClient:
         self.timeout = timeout
         self.poll_seconds = poll_seconds
 
-    def create_upload(self, content_type: str, size: int) -> dict[str, Any]:
-        """POST /uploads: a new task and the presigned POST to send its image with (refused if too big)."""
+    def create_upload(self, content_type: str, size: int, idempotency_key: str | None = None) -> dict[str, Any]:
+        """POST /uploads: a new task and the presigned POST to send its image with (refused if too big).
+
+        With an Idempotency-Key, a submit whose answer was lost to the network (reset, timeout) is sent again,
+        a few times with backoff: the API answers a repeat with the first task, so the user never gets two.
+        Without one, a lost answer is an error: sending again could create a second task."""
         body = json.dumps({"content_type": content_type, "size": size}).encode()
-        return self._json("POST", "/uploads", body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key is None:
+            return self._json("POST", "/uploads", body, headers)
+        headers["Idempotency-Key"] = idempotency_key
+        for attempt in range(SUBMIT_RETRIES + 1):
+            try:
+                return self._json("POST", "/uploads", body, headers)
+            except ClientError as exc:
+                if attempt == SUBMIT_RETRIES or not _worth_resubmitting(exc):
+                    raise
+            time.sleep(SUBMIT_BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def cancel(self, task_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """POST /tasks/{id}/cancel: the task's status, CANCELLED (409 TASK_FINISHED if it already ended)."""
+        return self._json("POST", f"/tasks/{task_id}/cancel", timeout=timeout)
+
+    def delete(self, task_id: str) -> None:
+        """DELETE /tasks/{id}: cancels the task if it is still going, then removes its image, video and record."""
+        with self._open(urllib.request.Request(self._url(f"/tasks/{task_id}"), method="DELETE")):
+            pass
 
     def upload(self, ticket: dict[str, Any], image: bytes, content_type: str, on_progress: Progress) -> None:
         """Sends the image straight to storage with the ticket's presigned POST; no bytes go through the API."""
@@ -62,7 +89,7 @@ class LeylineClient:
         return self._json("GET", f"/status/{task_id}")
 
     def wait(self, task_id: str, on_status: Callable[[dict[str, Any]], None], retries: int = 5) -> dict[str, Any]:
-        """Polls the status about once a second until SUCCESS or FAILURE; rides out a few blips and throttles."""
+        """Polls the status about once a second until a final state; rides out a few blips and throttles."""
         failures = 0
         while True:
             try:
@@ -92,9 +119,17 @@ class LeylineClient:
         finally:  # also on Ctrl-C: never leave a half-written file behind
             partial.unlink(missing_ok=True)
 
-    def _json(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    def _json(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
         request = urllib.request.Request(self._url(path), data=body, method=method, headers=headers or {})
-        with self._open(request) as response:
+        with self._open(request, timeout=timeout) as response:
             raw = _read(response)
         try:
             return json.loads(raw)
@@ -104,9 +139,11 @@ class LeylineClient:
     def _url(self, path: str) -> str:
         return f"{self.api_url}{path}"
 
-    def _open(self, request: urllib.request.Request, *, storage: bool = False) -> HTTPResponse:
+    def _open(
+        self, request: urllib.request.Request, *, storage: bool = False, timeout: float | None = None
+    ) -> HTTPResponse:
         try:
-            response: HTTPResponse = urllib.request.urlopen(request, timeout=self.timeout)
+            response: HTTPResponse = urllib.request.urlopen(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as exc:
             body = exc.read()
             exc.close()
@@ -115,8 +152,25 @@ class LeylineClient:
             where = "the storage service" if storage else f"the Leyline API at {self.api_url}"
             reason = getattr(exc, "reason", exc)
             text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-            raise Unreachable(f"cannot reach {where}: {text}") from None
+            # Refused: nothing listens, so the request never arrived and a retry within seconds would not either.
+            raise Unreachable(f"cannot reach {where}: {text}", retryable=not _refused(exc)) from None
         return response
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one submit, reused by every retry of that submit and by nothing else."""
+    return str(uuid.uuid4())
+
+
+def _refused(exc: BaseException) -> bool:
+    return isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+
+
+def _worth_resubmitting(exc: ClientError) -> bool:
+    """A network error after which the API may or may not have the submit, or the API still handling it."""
+    if isinstance(exc, Unreachable):
+        return exc.retryable
+    return isinstance(exc, ApiError) and exc.code == "REQUEST_IN_PROGRESS"
 
 
 def _transient(exc: ClientError) -> bool:

@@ -1,8 +1,9 @@
-"""`leyline`: turn an image into a video with a Leyline API, or look up a task.
+"""`leyline`: turn an image into a video with a Leyline API, look up a task, cancel or delete it.
 
-Exit codes: 0 done · 1 the task ended in FAILURE · 2 bad command line · 3 local file problem (image missing,
-unreadable, not PNG/JPEG/WebP, too big; output not writable) · 4 API or storage unreachable · 5 the API
-answered with an error (e.g. TASK_NOT_FOUND) · 70 a bug in this client · 130 interrupted (Ctrl-C).
+Exit codes: 0 done · 1 the task ended without a video (FAILURE, or CANCELLED) · 2 bad command line · 3 local
+file problem (image missing, unreadable, not PNG/JPEG/WebP, too big; output not writable) · 4 API or storage
+unreachable · 5 the API answered with an error (e.g. TASK_NOT_FOUND, TASK_FINISHED) · 70 a bug in this client ·
+130 interrupted (Ctrl-C; generate cancels the task it created).
 Errors are one line on stderr; with --json, stdout holds exactly one JSON document, whatever happened.
 """
 
@@ -18,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leyline.client.api import LeylineClient, sniff_image_type
+from leyline.client.api import HEAD_BYTES, LeylineClient, new_idempotency_key, sniff_image_type
 from leyline.client.errors import ApiError, ClientError, ExitCode, Interrupted, LocalFileError, TaskFailed
 from leyline.client.progress import ProgressLine, duration, percent_of
+from leyline.media.formats import ACCEPTED_NAMES
+from leyline.states import FINAL_STATES, TaskState
 
 DEFAULT_API = "http://localhost:8080"
+CANCEL_TIMEOUT = 10.0
+"""Seconds a Ctrl-C'd generate waits for the API to take its task back: the person wants to leave."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     generate = commands.add_parser("generate", parents=[common], help="upload an image and download its video")
-    generate.add_argument("image", type=Path, metavar="IMAGE", help="a PNG, JPEG or WebP file")
+    generate.add_argument("image", type=Path, metavar="IMAGE", help=f"a {ACCEPTED_NAMES} file")
     generate.add_argument(
         "-o", "--output", type=Path, metavar="OUT.mp4", help="where to save the video (default: IMAGE's name + .mp4)"
     )
@@ -73,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="print a task's status")
     status.add_argument("task_id", metavar="TASK_ID")
     status.set_defaults(command=_status)
+    cancel = commands.add_parser("cancel", parents=[common], help="stop a task that is waiting or running")
+    cancel.add_argument("task_id", metavar="TASK_ID")
+    cancel.set_defaults(command=_cancel)
+    delete = commands.add_parser(
+        "delete", parents=[common], help="cancel a task if it is still going, then delete its image and video"
+    )
+    delete.add_argument("task_id", metavar="TASK_ID")
+    delete.set_defaults(command=_delete)
     return parser
 
 
@@ -108,32 +121,52 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _make_video(client: LeylineClient, image: ImageFile, target: Path, progress: ProgressLine) -> dict[str, Any]:
     try:
-        ticket = client.create_upload(image.content_type, image.size)
+        # One key for this submit and its retries: a retry after a lost answer gets the same task, not a second.
+        ticket = client.create_upload(image.content_type, image.size, idempotency_key=new_idempotency_key())
     except ApiError as exc:
         if exc.code == "FILE_TOO_LARGE":  # the API judged the declared size: still the local file's problem
             raise LocalFileError(f"{image.path}: {exc.message}", exc.code) from exc
         raise
     task_id = ticket["task_id"]
     print(f"task {task_id}", file=sys.stderr)  # so a person can come back to it with `leyline status`
+    final: dict[str, Any] | None = None
     try:
         data = _read(image.path)
         client.upload(
             ticket, data, image.content_type, lambda done, total: progress.show("uploading", percent_of(done, total))
         )
         final = client.wait(task_id, lambda status: _show_status(progress, status))
-        if final["state"] == "FAILURE":
+        if final["state"] != TaskState.SUCCESS:  # FAILURE, CANCELLED (by someone else), or any other end
             raise TaskFailed(final)
         client.download(task_id, target, lambda done, total: progress.show("downloading", percent_of(done, total)))
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; task {task_id} goes on without you: leyline status {task_id}") from None
+        raise _interrupted(client, task_id, video_made=final is not None) from None
     return final
+
+
+def _interrupted(client: LeylineClient, task_id: str, *, video_made: bool) -> Interrupted:
+    """Ctrl-C: the person no longer wants this video, so the task is taken back rather than left holding a
+    place in line and model time. A video already made is kept: only its download was stopped."""
+    if video_made:
+        return Interrupted(f"interrupted; the video was not saved, task {task_id} still has it")
+    try:
+        client.cancel(task_id, timeout=CANCEL_TIMEOUT)
+    except ApiError as exc:
+        if exc.code == "TASK_FINISHED":
+            return Interrupted(f"interrupted; task {task_id} had already finished: leyline status {task_id}")
+        return Interrupted(f"interrupted; task {task_id} could not be cancelled: {exc.message}")
+    except ClientError as exc:
+        return Interrupted(f"interrupted; task {task_id} could not be cancelled: {exc.message}")
+    return Interrupted(f"interrupted; task {task_id} cancelled")
 
 
 def _show_status(progress: ProgressLine, status: dict[str, Any]) -> None:
     eta = "" if status["eta_seconds"] is None else f"ETA {duration(status['eta_seconds'])}"
-    if status["state"] == "PENDING":
+    if status["state"] in FINAL_STATES and status["state"] != TaskState.SUCCESS:
+        return  # the error line that follows says how it ended
+    if status["state"] == TaskState.PENDING:
         progress.show("waiting for the upload")
-    elif status["state"] == "QUEUED":
+    elif status["state"] == TaskState.QUEUED:
         ahead = status["queue_position"]
         progress.show(f"queued: {ahead} ahead" if ahead else "queued: next in line", detail=eta)
     else:
@@ -145,6 +178,20 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     if not args.json:
         print(_describe(status))
     return status
+
+
+def _cancel(args: argparse.Namespace) -> dict[str, Any]:
+    status = LeylineClient(args.api).cancel(args.task_id)
+    if not args.json:
+        print(status["state"])
+    return status
+
+
+def _delete(args: argparse.Namespace) -> dict[str, Any]:
+    LeylineClient(args.api).delete(args.task_id)
+    if not args.json:
+        print(f"task {args.task_id} deleted")
+    return {"task_id": args.task_id, "deleted": True}
 
 
 def _describe(status: dict[str, Any]) -> str:
@@ -170,7 +217,7 @@ def _inspect_image(path: Path) -> ImageFile:
     """Refuses early what the model would refuse late: no file, or not PNG/JPEG/WebP by its bytes."""
     try:
         with path.open("rb") as file:
-            head = file.read(12)
+            head = file.read(HEAD_BYTES)
             size = os.fstat(file.fileno()).st_size
     except FileNotFoundError:
         raise LocalFileError(f"{path}: no such file", "FILE_NOT_FOUND") from None
@@ -180,7 +227,7 @@ def _inspect_image(path: Path) -> ImageFile:
         raise LocalFileError(f"{path} is empty", "EMPTY_FILE")
     content_type = sniff_image_type(head)
     if content_type is None:
-        raise LocalFileError(f"{path} is not a PNG, JPEG or WebP image", "UNSUPPORTED_FORMAT")
+        raise LocalFileError(f"{path} is not a {ACCEPTED_NAMES} image", "UNSUPPORTED_FORMAT")
     return ImageFile(path, size, content_type)
 
 

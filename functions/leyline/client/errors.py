@@ -5,10 +5,12 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from leyline.states import TaskState
+
 
 class ExitCode(IntEnum):
     OK = 0
-    TASK_FAILED = 1  # the task ended in FAILURE (e.g. the image could not be turned into a video)
+    TASK_FAILED = 1  # the task ended without a video: FAILURE (e.g. the image could not be used) or CANCELLED
     USAGE = 2  # bad command line (argparse's own code)
     LOCAL_FILE = 3  # the image is missing, unreadable, not a PNG/JPEG/WebP, too big; or the output is unwritable
     UNREACHABLE = 4  # the API (or the storage it hands out URLs for) could not be reached
@@ -39,8 +41,9 @@ class LocalFileError(ClientError):
 class Unreachable(ClientError):
     exit_code = ExitCode.UNREACHABLE
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message, "API_UNREACHABLE")
+        self.retryable = retryable  # False when the connection was refused: the request never arrived
 
 
 class ApiError(ClientError):
@@ -52,13 +55,17 @@ class ApiError(ClientError):
 
 
 class TaskFailed(ClientError):
+    """The task reached a final state other than SUCCESS: there is no video to fetch."""
+
     exit_code = ExitCode.TASK_FAILED
 
     def __init__(self, status: dict[str, Any]) -> None:
         error = status.get("error") or {}
-        super().__init__(
-            f"the video could not be made: {error.get('message', 'the task failed')}", error.get("code", "")
-        )
+        if status["state"] == TaskState.CANCELLED:
+            super().__init__("the task was cancelled", "TASK_CANCELLED")
+        else:
+            reason = error.get("message") or f"the task ended {status['state']}"
+            super().__init__(f"the video could not be made: {reason}", error.get("code", ""))
         self.status = status
 
     def to_json(self) -> dict[str, Any]:

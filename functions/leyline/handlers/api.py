@@ -1,4 +1,5 @@
-"""ApiFunction: the web page, its OpenAPI document, POST /uploads and the original API's form upload (POST /upload)."""
+"""ApiFunction: the web page, its OpenAPI document, the two submits (POST /uploads, and the original API's form
+upload POST /upload), cancel (POST /tasks/{task_id}/cancel) and delete (DELETE /tasks/{task_id})."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 
 from leyline.errors import InvalidTaskId
 from leyline.logic.jobs import upload_job
+from leyline.logic.ports import MessageVisibility
 from leyline.models import UploadJob
 
 logger = Logger()
@@ -31,3 +32,13 @@ class UploadedRecord(SqsRecordModel):
             return None
         logger.append_keys(task_id=job.task_id)
         return job
+
+
+def hide(visibility: MessageVisibility, queue_arn: str, receipt_handle: str, seconds: int) -> None:
+    """Sets when a received message comes back (logic.retries decides how long). Best effort: if SQS
+    refuses, the message keeps its queue's own visibility timeout, which is slower but safe; failing the
+    message over it would hold up everything behind it for longer still."""
+    try:
+        visibility.hide_for(queue_arn, receipt_handle, seconds)
+    except Exception:
+        logger.warning("could not change a message's visibility", extra={"seconds": seconds}, exc_info=True)

@@ -14,11 +14,13 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from leyline.adapters.job_queue import JobQueue
+    from leyline.adapters.media_store import MediaStore
+    from leyline.adapters.queues import SqsQueues
     from leyline.adapters.tasks_table import TaskRepository
     from leyline.config import ConfigError, Settings
-    from leyline.handlers.events import UploadedRecord
-    from leyline.logic.jobs import retry_backoff_seconds, take_place_in_line
+    from leyline.handlers.events import UploadedRecord, hide
+    from leyline.logic.jobs import Admission, admit_upload
+    from leyline.logic.retries import retry_backoff_seconds
     from leyline.models import utc_now
 
     settings = Settings.from_env()
@@ -26,7 +28,8 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
         raise ConfigError("environment variable JOBS_QUEUE_URL is required")
     jobs_queue_url = settings.jobs_queue_url
     tasks = TaskRepository(settings.tasks_table)
-    queues = JobQueue()  # sends to the model's queue; re-times its own messages
+    media = MediaStore(settings.media_bucket)  # removes uploads that came too late
+    queues = SqsQueues()  # sends to the model's queue; re-times its own messages
     logger = Logger()
     tracer = Tracer()
     # FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry,
@@ -38,11 +41,14 @@ def record_handler(record: UploadedRecord) -> None:
     job = record.job()
     if job is None:
         return
-    queued = take_place_in_line(tasks, job, utc_now())
-    # Also when the task was already QUEUED (a retry after a failed send, or a repeated S3 event):
+    admission = admit_upload(tasks, media, settings, job, utc_now())
+    if admission is Admission.IGNORED:
+        logger.warning("upload ignored and removed: its task is unknown, finished or past its upload window")
+        return
+    # Also when the task was already in line (a retry after a failed send, or a repeated S3 event):
     # the queue drops a repeat by task id, and the processor never runs a task twice.
-    queues.send(jobs_queue_url, record.body, job.task_id)
-    logger.info("task queued" if queued else "task was already past PENDING; its job is handed on again")
+    queues.send_job(jobs_queue_url, record.body, job.task_id)
+    logger.info("task queued" if admission is Admission.QUEUED else "task already in line; its job is handed on again")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -62,13 +68,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
 def retry_soon(event: dict[str, Any], failed: set[str]) -> None:
     """The failed upload and every one behind it (which the FIFO processor did not start) come back after a
     short backoff rather than the queue's visibility timeout: until then they hold up the whole line.
-    Best effort: if SQS refuses, they come back after the visibility timeout all the same."""
+    Best effort (events.hide): if SQS refuses, they come back after the visibility timeout all the same."""
     records = [record for record in event["Records"] if record["messageId"] in failed]
     if not records:
         return
     seconds = retry_backoff_seconds(int(records[0]["attributes"]["ApproximateReceiveCount"]))
     for record in records:
-        try:
-            queues.hide_for(record["eventSourceARN"], record["receiptHandle"], seconds)
-        except Exception:
-            logger.warning("could not bring a failed upload back sooner", extra={"seconds": seconds}, exc_info=True)
+        hide(queues, record["eventSourceARN"], record["receiptHandle"], seconds)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
 from leyline.handlers.init_phase import init_phase
-
-# After a crash the job reappears this long after the invocation would have timed out.
-CRASH_GRACE_SECONDS = 10
 
 with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -23,21 +19,21 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     )
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from leyline.adapters.job_queue import JobQueue
     from leyline.adapters.media_store import MediaStore
+    from leyline.adapters.queues import SqsQueues
     from leyline.adapters.tasks_table import TaskRepository
     from leyline.config import ConfigError, Settings
-    from leyline.handlers.events import UploadedRecord
-    from leyline.logic.jobs import retry_backoff_seconds
+    from leyline.handlers.events import UploadedRecord, hide
     from leyline.logic.processing import run_model
-    from leyline.models import UploadJob
+    from leyline.logic.retries import crash_retry_seconds, retry_backoff_seconds
+    from leyline.models import TaskState, UploadJob, utc_now
 
     settings = Settings.from_env()
     if settings.idempotency_table is None:
         raise ConfigError("environment variable IDEMPOTENCY_TABLE is required")
     tasks = TaskRepository(settings.tasks_table)
     media = MediaStore(settings.media_bucket)
-    jobs = JobQueue()
+    queues = SqsQueues()
     logger = Logger()
     tracer = Tracer()
     metrics = Metrics()
@@ -46,15 +42,25 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
 
+# How a run that started ended; a run stopped by a cancel counts as TasksCancelled (a task cancelled before the
+# model reached it is not run at all, so it is not counted here).
+_RESULT_METRICS = {
+    TaskState.SUCCESS.value: "TasksSucceeded",
+    TaskState.FAILURE.value: "TasksFailed",
+    TaskState.CANCELLED.value: "TasksCancelled",
+}
+
+
 @idempotent_function(
     data_keyword_argument="job", persistence_store=persistence, config=idempotency, key_prefix="model-run"
 )
 def process_job(job: UploadJob) -> dict[str, Any]:
-    outcome = run_model(tasks, media, settings, job)
+    outcome = run_model(tasks, media, settings, job, utc_now)
     if outcome.ran:
         metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
-        result = "TasksSucceeded" if outcome.state == "SUCCESS" else "TasksFailed"
-        metrics.add_metric(name=result, unit=MetricUnit.Count, value=1)
+        result = _RESULT_METRICS.get(outcome.state)  # a task deleted meanwhile counts as none of them
+        if result:
+            metrics.add_metric(name=result, unit=MetricUnit.Count, value=1)
     if outcome.queue_wait_seconds is not None:
         metrics.add_metric(name="QueueWait", unit=MetricUnit.Seconds, value=outcome.queue_wait_seconds)
     logger.info("task finished", extra=asdict(outcome))
@@ -66,24 +72,19 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
     if job is None:
         return
     # The queue hides a received job for 6 x the timeout; a crashed run should come back sooner.
-    crash_retry = math.ceil(lambda_context.get_remaining_time_in_millis() / 1000) + CRASH_GRACE_SECONDS
-    _hide(record, crash_retry)
+    hide(
+        queues,
+        record.eventSourceARN,
+        record.receiptHandle,
+        crash_retry_seconds(lambda_context.get_remaining_time_in_millis()),
+    )
     try:
         process_job(job=job)
     except Exception:
         attempt = int(record.attributes.ApproximateReceiveCount)
-        _hide(record, retry_backoff_seconds(attempt))
+        hide(queues, record.eventSourceARN, record.receiptHandle, retry_backoff_seconds(attempt))
         logger.exception("task failed; the queue will retry it", extra={"attempt": attempt})
         raise
-
-
-def _hide(record: UploadedRecord, seconds: int) -> None:
-    """Best effort: if SQS refuses, the job keeps the queue's own visibility, which is slower but safe;
-    failing the job over it would hide it for 6 x the Timeout and hold up everyone behind it."""
-    try:
-        jobs.hide_for(record.eventSourceARN, record.receiptHandle, seconds)
-    except Exception:
-        logger.warning("could not change the job's visibility", extra={"seconds": seconds}, exc_info=True)
 
 
 @logger.inject_lambda_context(clear_state=True)

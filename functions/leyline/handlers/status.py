@@ -10,10 +10,11 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from leyline.handlers.http.routes import app, logger, tracer
+    from leyline.handlers.http.routes import app, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics  # flushes what its routes emit (without it, a metric added on a status route is lost)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -1,4 +1,4 @@
-"""A job's life outside the model: read from its upload event, placed in line, given up on.
+"""A job's life outside the model: read from its upload event, admitted to the line, given up on.
 
 Kept apart from leyline.logic.processing so that the functions around the model (IntakeFunction,
 DeadLetterFunction) start without importing the encoder, which only ProcessorFunction's layer carries.
@@ -7,10 +7,19 @@ DeadLetterFunction) start without importing the encoder, which only ProcessorFun
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from urllib.parse import unquote_plus
 
-from leyline.adapters.tasks_table import TaskRepository
-from leyline.models import UploadJob, task_id_from_upload_key
+from leyline.config import Settings
+from leyline.logic.ports import MediaStorage, TaskStore
+from leyline.logic.tasks import UPLOAD_EXPIRED, UPLOAD_EXPIRED_MESSAGE, upload_window, upload_window_closed_at
+from leyline.models import TaskState, UploadJob, task_id_from_upload_key
+
+
+class Admission(Enum):
+    QUEUED = "queued"  # took its place in line: its job goes to the model
+    IN_LINE = "in line"  # already in line (a retry, a repeated S3 event): its job is handed on again
+    IGNORED = "ignored"  # no task waits for it (unknown, finished, or its upload window closed): never run
 
 
 def upload_job(bucket: str, raw_key: str, size: float | None) -> UploadJob:
@@ -19,22 +28,32 @@ def upload_job(bucket: str, raw_key: str, size: float | None) -> UploadJob:
     return UploadJob(task_id=task_id_from_upload_key(key), bucket=bucket, key=key, size=int(size or 0))
 
 
-def retry_backoff_seconds(attempt: int) -> int:
-    """How long a failed message stays hidden before its next attempt: 2, 4, 8 s (attempt = receive count).
-    Short, because one FIFO message group is one line: a failed message holds up everything behind it."""
-    return 2**attempt
-
-
 def queue_sequence(moment: datetime) -> int:
     """Place in line: microseconds since the epoch at which the upload was seen."""
     return int(moment.timestamp() * 1_000_000)
 
 
-def take_place_in_line(tasks: TaskRepository, job: UploadJob, now: datetime) -> bool:
-    return tasks.mark_queued(job.task_id, queue_sequence(now), now)
+def admit_upload(tasks: TaskStore, media: MediaStorage, settings: Settings, job: UploadJob, now: datetime) -> Admission:
+    """A landed upload takes its task's place in line, only while the task waits for it within the upload
+    window /status applies. A late upload (to a finished task, or after the window, when /status already
+    shows FAILURE UPLOAD_EXPIRED) is ignored and its object removed: a final state stays final."""
+    opened_since = now - upload_window(settings)
+    if tasks.mark_queued(job.task_id, queue_sequence(now), now, opened_since=opened_since):
+        return Admission.QUEUED
+    task = tasks.get(job.task_id)
+    if task is not None and task.state in (TaskState.QUEUED, TaskState.PROCESSING):
+        return Admission.IN_LINE
+    if task is not None and task.state is TaskState.PENDING:
+        closed_at = upload_window_closed_at(task, settings, now)
+        if closed_at is None:  # refused while open: the record changed under us; the queue retries
+            raise RuntimeError(f"task {job.task_id} could not be queued; retrying")
+        # Recorded as /status has been showing it, so the record too is final from now on.
+        tasks.mark_failed(job.task_id, UPLOAD_EXPIRED, UPLOAD_EXPIRED_MESSAGE, closed_at)
+    media.delete(job.key)
+    return Admission.IGNORED
 
 
-def give_up(tasks: TaskRepository, job: UploadJob, now: datetime) -> bool:
+def give_up(tasks: TaskStore, job: UploadJob, now: datetime) -> bool:
     """The job exhausted its retries. False if its task had already finished (or never existed)."""
     return tasks.mark_failed(
         job.task_id,

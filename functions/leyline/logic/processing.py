@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -10,15 +11,16 @@ from typing import Protocol
 
 from PIL import Image
 
-from leyline.adapters.media_store import MediaStore
-from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
 from leyline.errors import InvalidImage
 from leyline.logic.jobs import queue_sequence
+from leyline.logic.ports import Clock, MediaStorage, TaskStore
 from leyline.media.isolation import load_image_within
 from leyline.media.video import render_video
-from leyline.models import TaskState, UploadJob, utc_now, video_key
+from leyline.models import TaskState, UploadJob, video_key
 
+# How often the run writes its progress, and so how soon it notices that its task was cancelled: the write is
+# allowed only while the task is PROCESSING. A cancelled run stops within about this time plus one frame.
 PROGRESS_TICK_SECONDS = 0.5
 # Progress stops short of 100 until the video is stored and the task is SUCCESS.
 LAST_WORKING_PERCENT = 99
@@ -33,37 +35,59 @@ class Outcome:
     queue_wait_seconds: float | None = None  # from upload seen to model start, for this run
 
 
-def run_model(tasks: TaskRepository, media: MediaStore, settings: Settings, job: UploadJob) -> Outcome:
+def run_model(tasks: TaskStore, media: MediaStorage, settings: Settings, job: UploadJob, clock: Clock) -> Outcome:
     """Runs one task through the model. Permanent input problems end in FAILURE; anything else raises
-    so that the queue retries it. Calling it again for a finished task changes nothing."""
+    so that the queue retries it. Calling it again for a finished task changes nothing, and a run whose
+    task ended otherwise meanwhile (failed, cancelled, deleted) stops at its next progress write and leaves it
+    so, with no video and no more model time spent."""
     task = tasks.get(job.task_id)
     if task is None:
         return Outcome(job.task_id, "UNKNOWN_TASK", ran=False)
     if task.state.is_final:
         return Outcome(job.task_id, task.state.value, ran=False)
-    now = utc_now()
+    now = clock()
     waited = (now - task.queued_at).total_seconds() if task.queued_at else None
-    tasks.mark_processing(job.task_id, queue_sequence(now), now)
+    if not tasks.mark_processing(job.task_id, queue_sequence(now), now):
+        return _as_it_stands(tasks, job.task_id, ran=False)  # it ended between the read and the write
     progress = ProgressReporter(tasks, job.task_id, floor=task.progress)
     started = time.monotonic()
     try:
         image = _load_upload(media, settings, job)
         video = _render_in_model_time(image, settings, progress, started)
+    except RunStopped:
+        return _as_it_stands(tasks, job.task_id, waited=waited)
     except InvalidImage as exc:
-        tasks.mark_failed(job.task_id, exc.code, exc.message, utc_now())
+        if not tasks.mark_failed(job.task_id, exc.code, exc.message, clock()):
+            return _as_it_stands(tasks, job.task_id, waited=waited)
         return Outcome(job.task_id, TaskState.FAILURE.value, exc.code, queue_wait_seconds=waited)
+    # Storing the video and SUCCESS cannot be one atomic write: store it, then take the transition, and
+    # remove the video again if the table refused it (the task ended otherwise while the model ran).
     media.put(video_key(job.task_id), video, "video/mp4")
-    tasks.mark_succeeded(job.task_id, utc_now())
+    if not tasks.mark_succeeded(job.task_id, clock()):
+        media.delete(video_key(job.task_id))
+        return _as_it_stands(tasks, job.task_id, waited=waited)
     return Outcome(job.task_id, TaskState.SUCCESS.value, queue_wait_seconds=waited)
 
 
+def _as_it_stands(tasks: TaskStore, task_id: str, *, ran: bool = True, waited: float | None = None) -> Outcome:
+    """The task reached a final state some other way (failed, cancelled, deleted) than this run: it stands."""
+    task = tasks.get(task_id)
+    return Outcome(task_id, task.state.value if task else "UNKNOWN_TASK", ran=ran, queue_wait_seconds=waited)
+
+
+class RunStopped(Exception):
+    """The task left PROCESSING while the model ran (cancelled, failed, deleted): the run stops, storing nothing."""
+
+
 class ProgressStore(Protocol):
-    def set_progress(self, task_id: str, progress: int) -> None: ...
+    def set_progress(self, task_id: str, progress: int) -> bool:
+        """False when the task is no longer PROCESSING."""
+        ...
 
 
 class ProgressReporter:
-    """Writes progress at least once a second and never lets the user see it go backwards,
-    even when a retry after a crash starts the work again."""
+    """Writes progress at least every PROGRESS_TICK_SECONDS and never lets the user see it go backwards,
+    even when a retry after a crash starts the work again. Raises RunStopped when the store refuses a write."""
 
     def __init__(self, tasks: ProgressStore, task_id: str, floor: int) -> None:
         self._tasks = tasks
@@ -74,12 +98,13 @@ class ProgressReporter:
     def report(self, fraction: float) -> None:
         percent = max(self._shown, min(LAST_WORKING_PERCENT, math.floor(fraction * 100)))
         now = time.monotonic()
-        if percent != self._shown or now - self._written_at >= 1.0:
-            self._tasks.set_progress(self._task_id, percent)
+        if percent != self._shown or now - self._written_at >= PROGRESS_TICK_SECONDS:
+            if not self._tasks.set_progress(self._task_id, percent):
+                raise RunStopped(self._task_id)
             self._shown, self._written_at = percent, now
 
 
-def _load_upload(media: MediaStore, settings: Settings, job: UploadJob) -> Image.Image:
+def _load_upload(media: MediaStorage, settings: Settings, job: UploadJob) -> Image.Image:
     # The presigned POST policy caps the size on AWS, but emulators do not enforce it: check the object.
     stored = media.head(job.key)
     if stored is None:
@@ -94,22 +119,35 @@ def _load_upload(media: MediaStore, settings: Settings, job: UploadJob) -> Image
 
 
 def _render_in_model_time(image: Image.Image, settings: Settings, progress: ProgressReporter, started: float) -> bytes:
-    """Encodes in the background while the simulated model time runs; done when both are."""
-    encoded = _Fraction()
+    """Encodes in the background while the simulated model time runs; done when both are. A stopped run stops
+    the encoder too (its progress callback raises at the next frame), so no CPU is spent on a dropped video."""
+    encoded = _EncodeProgress()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
         video: Future[bytes] = pool.submit(render_video, image, on_progress=encoded.set)
-        while True:
-            elapsed = time.monotonic() - started
-            work = 1.0 if video.done() else encoded.value
-            progress.report(min(elapsed / settings.model_seconds, work))
-            if video.done() and (elapsed >= settings.model_seconds or video.exception() is not None):
-                return video.result()
-            time.sleep(min(PROGRESS_TICK_SECONDS, max(0.01, settings.model_seconds - elapsed)))
+        try:
+            while True:
+                elapsed = time.monotonic() - started
+                work = 1.0 if video.done() else encoded.value
+                progress.report(min(elapsed / settings.model_seconds, work))
+                if video.done() and (elapsed >= settings.model_seconds or video.exception() is not None):
+                    return video.result()
+                time.sleep(min(PROGRESS_TICK_SECONDS, max(0.01, settings.model_seconds - elapsed)))
+        except RunStopped:
+            encoded.stop()  # leaving the pool waits for the encoder: it ends at its next frame
+            raise
 
 
-class _Fraction:
+class _EncodeProgress:
+    """The encoder's progress, and the switch that aborts it (render_video lets its callback raise)."""
+
     def __init__(self) -> None:
         self.value = 0.0
+        self._stopped = threading.Event()
 
     def set(self, value: float) -> None:
+        if self._stopped.is_set():
+            raise RunStopped("the run was stopped")
         self.value = value
+
+    def stop(self) -> None:
+        self._stopped.set()

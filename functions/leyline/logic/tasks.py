@@ -5,38 +5,40 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES, MediaStore
-from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import Settings
 from leyline.errors import (
     InvalidImage,
     PayloadTooLarge,
+    TaskCancelled,
     TaskExpired,
     TaskFailed,
     TaskNotFound,
     TooManyTasks,
     VideoNotReady,
 )
-from leyline.media.formats import sniff_format
+from leyline.logic.ports import MediaStorage, TaskStore
+from leyline.media.formats import ACCEPTED_NAMES, ALLOWED_UPLOAD_TYPES, sniff
 from leyline.models import (
     ClientBacklog,
     Task,
     TaskState,
     TaskStatus,
     UploadTicket,
+    from_epoch,
     new_task_id,
     upload_key,
     video_key,
 )
 
-_MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 # A presigned POST is checked when the upload starts; a slow upload may still land a little later.
 UPLOAD_GRACE = timedelta(minutes=5)
+UPLOAD_EXPIRED = "UPLOAD_EXPIRED"
+UPLOAD_EXPIRED_MESSAGE = "No image was uploaded before the upload link expired. Please start a new upload."
 
 
 def create_presigned_upload(
-    tasks: TaskRepository,
-    media: MediaStore,
+    tasks: TaskStore,
+    media: MediaStorage,
     settings: Settings,
     now: datetime,
     *,
@@ -72,23 +74,23 @@ def create_presigned_upload(
 
 
 def create_form_upload(
-    tasks: TaskRepository, media: MediaStore, settings: Settings, image: bytes, now: datetime, *, client: str
+    tasks: TaskStore, media: MediaStorage, settings: Settings, image: bytes, now: datetime, *, client: str
 ) -> Task:
     """The form upload (the original API's POST /upload): the bytes go to the same key a presigned upload would use."""
     _check_size(len(image), settings.max_form_upload_bytes, "POST /upload")
-    image_format = sniff_format(image)
+    image_format = sniff(image)
     if image_format is None:
-        raise InvalidImage("The file is not a PNG, JPEG or WebP image.", code="UNSUPPORTED_FORMAT", status=415)
+        raise InvalidImage(f"The file is not a {ACCEPTED_NAMES} image.", code="UNSUPPORTED_FORMAT", status=415)
     _check_client_allowance(tasks, settings, client, now)
     task = _new_task(settings, client, now)
     tasks.create(task)
-    media.put(upload_key(task.task_id), image, _MIME_BY_FORMAT[image_format])
+    media.put(upload_key(task.task_id), image, image_format.mime_type)
     return task
 
 
-def get_status(tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
-    task = _find(tasks, task_id, now)
-    _give_up_if_upload_window_closed(task, settings, now)
+def get_status(tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
+    """A CANCELLED task has no place in line, no ETA and no error: finished_at says when it was cancelled."""
+    task = shown_task(tasks, settings, task_id, now)
     queue_position: int | None = None
     eta: float | None = None
     if task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None:
@@ -110,14 +112,16 @@ def get_status(tasks: TaskRepository, media: MediaStore, settings: Settings, tas
         created_at=task.created_at,
         started_at=task.started_at,
         finished_at=task.finished_at,
+        expires_at=from_epoch(task.expires_at),
     )
 
 
 def video_location(
-    tasks: TaskRepository, media: MediaStore, settings: Settings, task_id: str, now: datetime, *, attachment: bool
+    tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime, *, attachment: bool
 ) -> str:
-    task = _find(tasks, task_id, now)
-    _give_up_if_upload_window_closed(task, settings, now)
+    task = shown_task(tasks, settings, task_id, now)
+    if task.state is TaskState.CANCELLED:
+        raise TaskCancelled("This task was cancelled, so it has no video and never will.")
     if task.state is TaskState.FAILURE:
         reason = task.error_message or "The task failed."
         raise TaskFailed(f"This task failed, so it has no video and never will: {reason}")
@@ -133,25 +137,35 @@ def _check_size(size: int, limit: int, route: str) -> None:
         raise PayloadTooLarge(f"The image is {size} bytes; {route} takes at most {limit} bytes.")
 
 
+def upload_window_closed_at(task: Task, settings: Settings, now: datetime) -> datetime | None:
+    """When the upload window of a task still waiting for its upload closed; None while it is open, or
+    once the upload has landed."""
+    closed_at = task.created_at + upload_window(settings)
+    if task.state is not TaskState.PENDING or now <= closed_at:
+        return None
+    return closed_at
+
+
 def _give_up_if_upload_window_closed(task: Task, settings: Settings, now: datetime) -> None:
     """A task whose upload link expired unused can never start: report it as failed, not PENDING forever.
 
-    Only the view changes: the record keeps PENDING and expires with its retention period."""
-    closed_at = task.created_at + _upload_window(settings)
-    if task.state is not TaskState.PENDING or now <= closed_at:
+    Only the view changes: the record keeps PENDING until an upload lands too late (the intake then records
+    this same FAILURE, logic.jobs.admit_upload) or it expires with its retention period."""
+    closed_at = upload_window_closed_at(task, settings, now)
+    if closed_at is None:
         return
     task.state = TaskState.FAILURE
     task.finished_at = closed_at
-    task.error_code = "UPLOAD_EXPIRED"
-    task.error_message = "No image was uploaded before the upload link expired. Please start a new upload."
+    task.error_code = UPLOAD_EXPIRED
+    task.error_message = UPLOAD_EXPIRED_MESSAGE
 
 
-def _check_client_allowance(tasks: TaskRepository, settings: Settings, client: str, now: datetime) -> None:
+def _check_client_allowance(tasks: TaskStore, settings: Settings, client: str, now: datetime) -> None:
     """Caps the unfinished tasks of one client, so one client cannot fill the queue for everyone.
 
     Two requests racing can both pass the check: the cap is a fairness guard, not an exact quota."""
     limit = settings.max_waiting_tasks_per_client
-    backlog = tasks.client_backlog(client, pending_since=now - _upload_window(settings))
+    backlog = tasks.client_backlog(client, pending_since=now - upload_window(settings))
     if backlog.unfinished >= limit:
         wait = _seconds_until_a_slot_frees(backlog, settings, now)
         raise TooManyTasks(
@@ -169,13 +183,13 @@ def _seconds_until_a_slot_frees(backlog: ClientBacklog, settings: Settings, now:
     in line, so a client whose tasks are further back is told again when it retries)."""
     candidates: list[float] = []
     if backlog.oldest_ticket_at is not None:
-        candidates.append((backlog.oldest_ticket_at + _upload_window(settings) - now).total_seconds())
+        candidates.append((backlog.oldest_ticket_at + upload_window(settings) - now).total_seconds())
     if backlog.in_line:
         candidates.append(settings.model_seconds)
     return max(1, math.ceil(min(candidates, default=settings.model_seconds)))
 
 
-def _upload_window(settings: Settings) -> timedelta:
+def upload_window(settings: Settings) -> timedelta:
     """How long after its creation a task can still receive its upload."""
     return timedelta(seconds=settings.upload_url_seconds) + UPLOAD_GRACE
 
@@ -191,7 +205,15 @@ def _new_task(settings: Settings, client: str, now: datetime) -> Task:
     )
 
 
-def _find(tasks: TaskRepository, task_id: str, now: datetime) -> Task:
+def shown_task(tasks: TaskStore, settings: Settings, task_id: str, now: datetime) -> Task:
+    """The task as every route shows it: 404 unknown, 410 expired, a PENDING task whose upload window closed
+    shown as the FAILURE UPLOAD_EXPIRED it has become."""
+    task = _find(tasks, task_id, now)
+    _give_up_if_upload_window_closed(task, settings, now)
+    return task
+
+
+def _find(tasks: TaskStore, task_id: str, now: datetime) -> Task:
     task = tasks.get(task_id)
     if task is None:
         raise TaskNotFound(f"No task {task_id} exists.")
@@ -201,7 +223,7 @@ def _find(tasks: TaskRepository, task_id: str, now: datetime) -> Task:
     return task
 
 
-def _place_in_line(tasks: TaskRepository, settings: Settings, task: Task, now: datetime) -> tuple[int, float]:
+def _place_in_line(tasks: TaskStore, settings: Settings, task: Task, now: datetime) -> tuple[int, float]:
     """Tasks ahead, and seconds until this task's video is ready (the model runs one task at a time)."""
     model = settings.model_seconds
     if task.state is TaskState.PROCESSING:
@@ -220,7 +242,7 @@ def _remaining(started_at: datetime | None, model_seconds: float, now: datetime)
     return max(0.0, model_seconds - (now - started_at).total_seconds())
 
 
-def _video_url(media: MediaStore, settings: Settings, task_id: str, *, attachment: bool = False) -> str:
+def _video_url(media: MediaStorage, settings: Settings, task_id: str, *, attachment: bool = False) -> str:
     return media.presigned_download(
         video_key(task_id), expires_in=settings.video_url_seconds, filename=f"{task_id}.mp4", attachment=attachment
     )

@@ -14,7 +14,7 @@ import warnings
 from PIL import Image
 
 from leyline.errors import InvalidImage
-from leyline.media.formats import sniff_format
+from leyline.media.formats import ACCEPTED_NAMES, display_name, sniff_format
 from leyline.media.jpeg_markers import count_markers
 
 MAX_PIXELS = 50_000_000
@@ -44,8 +44,6 @@ hundred; Pillow reads each in Python, so millions of empty ones would take it se
 BACKGROUND = (255, 255, 255)
 """Transparent areas are flattened onto white, the page colour most transparent artwork is drawn for."""
 
-_DISPLAY_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
-
 _ORIENTATION = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (as Pillow's ImageOps.exif_transpose).
 _UPRIGHT: dict[object, Image.Transpose] = {
@@ -73,7 +71,7 @@ def load_image(
     fmt = sniff_format(data)
     if fmt is None:
         raise InvalidImage(
-            "The file is not a PNG, JPEG or WebP image. Please upload one of those formats.",
+            f"The file is not a {ACCEPTED_NAMES} image. Please upload one of those formats.",
             code="UNSUPPORTED_FORMAT",
         )
     with warnings.catch_warnings():
@@ -91,7 +89,7 @@ def load_image(
             raise
         except Exception as exc:  # Pillow's plugins raise many types on malformed bytes, none transient
             raise InvalidImage(
-                f"The {_DISPLAY_NAMES[fmt]} file is damaged or incomplete and cannot be decoded.",
+                f"The {display_name(fmt)} file is damaged or incomplete and cannot be decoded.",
                 code="CORRUPT_IMAGE",
             ) from exc
 
@@ -118,7 +116,7 @@ def _check_jpeg_work(data: bytes, max_scans: int) -> None:
 def too_complex(reason: str) -> InvalidImage:
     """IMAGE_TOO_COMPLEX: an image within the size limits built to take too long to decode."""
     return InvalidImage(
-        f"The image would take too long to decode: {reason}. Please save it again as a standard PNG, JPEG or WebP.",
+        f"The image would take too long to decode: {reason}. Please save it again as a standard {ACCEPTED_NAMES}.",
         code="IMAGE_TOO_COMPLEX",
     )
 

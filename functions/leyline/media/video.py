@@ -67,7 +67,9 @@ def render_video(
     """Encode a `seconds` long MP4 of `image` at `fps` and return its bytes.
 
     `on_progress` receives a rising fraction after every frame and exactly 1.0 when the bytes are
-    ready; it is called fps x seconds times, so callers that persist it should throttle.
+    ready; it is called fps x seconds times, so callers that persist it should throttle. It is also the
+    abort hook: an exception it raises stops the encode at that frame and propagates, and no temporary file
+    is left behind (a cancelled task's run stops its encoder this way, logic/processing.py).
     `threads` is libx264's thread count; 0 lets it choose from the visible cores.
     """
     frame_count = round(seconds * fps)

@@ -14,8 +14,8 @@ from typing import Any
 
 import fastjsonschema
 
-from leyline.adapters.media_store import ALLOWED_UPLOAD_TYPES
 from leyline.errors import BadRequest
+from leyline.media.formats import ALLOWED_UPLOAD_TYPES
 
 # Types only: the service checks the values itself, with their own codes (415 for a type it does not take,
 # 400 EMPTY_FILE and 413 for a size), and the document states them (_DOCUMENTED_VALUES).
@@ -28,7 +28,7 @@ CREATE_UPLOAD_REQUEST: dict[str, Any] = {
             "type": ["string", "null"],
             "default": None,
             "description": "The image's type, pinned in the upload policy.",
-            "examples": ["image/png"],
+            "examples": [ALLOWED_UPLOAD_TYPES[0]],
         },
         "size": {
             # JSON Schema's integer includes 162.0 (and excludes true); strings and 1.5 are refused.

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from leyline.errors import BadRequest, LeylineError, TooManyTasks
+from leyline.errors import BadRequest, LeylineError, TooManyTasks, UploadClosed
 
 logger = Logger()
 
@@ -76,8 +76,7 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(LeylineError)
     def _domain_error(exc: LeylineError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyTasks) else None
-        return error_response(exc.status, exc.code, exc.message, headers)
+        return error_response(exc.status, exc.code, exc.message, _error_headers(exc))
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
@@ -98,6 +97,16 @@ def build_resolver() -> APIGatewayHttpResolver:
         return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side; please try again.")
 
     return app
+
+
+def _error_headers(exc: LeylineError) -> dict[str, str] | None:
+    """What an error tells a client beyond its body: when to retry (429); where the task a replayed submit
+    created is (409 UPLOAD_CLOSED)."""
+    if isinstance(exc, TooManyTasks):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, UploadClosed):
+        return {"Location": f"/status/{exc.task_id}"}
+    return None
 
 
 def page_security_headers(page: str, storage_origins: Iterable[str]) -> dict[str, str]:

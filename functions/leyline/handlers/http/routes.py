@@ -8,7 +8,7 @@ template.yaml gives it, so each keeps its own IAM role, and GET /openapi.json do
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from leyline.adapters.media_store import MediaStore
 from leyline.adapters.tasks_table import TaskRepository
-from leyline.config import Settings
+from leyline.config import ConfigError, Settings
 from leyline.handlers.http.request_bodies import create_upload_request, create_upload_request_schema
 from leyline.handlers.http.resolver import (
     build_resolver,
@@ -26,8 +26,20 @@ from leyline.handlers.http.resolver import (
     multipart_file,
     page_security_headers,
 )
-from leyline.logic.tasks import create_form_upload, create_presigned_upload, get_status, video_location
+from leyline.logic.lifecycle import cancel_task, delete_task
+from leyline.logic.submit import (
+    IDEMPOTENCY_KEY_HEADER,
+    KEY_LIFETIME_SECONDS,
+    Idempotency,
+    parse_idempotency_key,
+    submit_form_upload,
+    submit_presigned_upload,
+)
+from leyline.logic.tasks import get_status, video_location
 from leyline.models import TASK_ID_PATTERN, parse_task_id, task_id_from_video_url, utc_now
+
+if TYPE_CHECKING:
+    from leyline.adapters.idempotency import DynamoDBSubmitRecords
 
 settings = Settings.from_env()
 tasks = TaskRepository(settings.tasks_table)
@@ -72,12 +84,16 @@ def openapi_document() -> Response[str]:
 @app.post(
     "/uploads",
     summary="Create a task and a presigned POST to upload its image straight to storage",
-    responses={201: _json("UploadTicketBody", "The task and its upload form"), **_errors(400, 413, 415, 429)},
+    responses={
+        201: _json("UploadTicketBody", "The task and its upload form (a replay: a fresh form for the same task)"),
+        **_errors(400, 409, 413, 415, 422, 429),
+    },
 )
 @tracer.capture_method
 def create_upload() -> Response[str]:
+    idempotency = _idempotency()
     request = create_upload_request(json_object(app.current_event))
-    ticket = create_presigned_upload(
+    submitted = submit_presigned_upload(
         tasks,
         media,
         settings,
@@ -85,23 +101,45 @@ def create_upload() -> Response[str]:
         client=app.current_event.request_context.http.source_ip,
         content_type=request.content_type,
         size=request.size,
+        idempotency=idempotency,
     )
-    _task_created(ticket.task_id, "presigned upload issued")
-    return json_response(201, ticket.to_json())
+    _task_submitted(submitted.value.task_id, "presigned upload issued", replayed=submitted.replayed)
+    return json_response(201, submitted.value.to_json())
 
 
 @app.post(
     "/upload",
     summary="The original API's form upload: send the image as multipart/form-data in the field `image`",
-    responses={202: _json("AcceptedUploadBody", "The task was created"), **_errors(400, 413, 415, 429)},
+    responses={202: _json("AcceptedUploadBody", "The task was created"), **_errors(400, 409, 413, 415, 422, 429)},
 )
 @tracer.capture_method
 def upload_form() -> Response[str]:
+    idempotency = _idempotency()
     image = multipart_file(app.current_event, "image")
     client = app.current_event.request_context.http.source_ip
-    task = create_form_upload(tasks, media, settings, image, utc_now(), client=client)
-    _task_created(task.task_id, "image uploaded in a form")
-    return json_response(202, {"task_id": task.task_id, "status_url": f"/status/{task.task_id}"})
+    submitted = submit_form_upload(tasks, media, settings, image, utc_now(), client=client, idempotency=idempotency)
+    task_id = submitted.value
+    _task_submitted(task_id, "image uploaded in a form", replayed=submitted.replayed)
+    return json_response(202, {"task_id": task_id, "status_url": f"/status/{task_id}"})
+
+
+def _idempotency() -> Idempotency | None:
+    """The request's Idempotency-Key (a 400 if malformed, before anything is read or created), if it has one."""
+    key = parse_idempotency_key(app.current_event.headers.get(IDEMPOTENCY_KEY_HEADER))
+    if key is None:
+        return None
+    records = _submit_records()
+    records.register_lambda_context(app.lambda_context)
+    return Idempotency(records, key)
+
+
+@cache  # Powertools' idempotency and its DynamoDB client load on the first request with a key, not at cold start
+def _submit_records() -> "DynamoDBSubmitRecords":
+    from leyline.adapters.idempotency import DynamoDBSubmitRecords
+
+    if settings.idempotency_table is None:
+        raise ConfigError("environment variable IDEMPOTENCY_TABLE is required for Idempotency-Key")
+    return DynamoDBSubmitRecords(settings.idempotency_table, lifetime_seconds=KEY_LIFETIME_SECONDS)
 
 
 @app.get(
@@ -111,8 +149,7 @@ def upload_form() -> Response[str]:
 )
 @tracer.capture_method
 def status(task_id: str) -> Response[str]:
-    task_id = parse_task_id(task_id)
-    logger.append_keys(task_id=task_id)
+    task_id = _logged(parse_task_id(task_id))
     return json_response(200, get_status(tasks, media, settings, task_id, utc_now()).to_json())
 
 
@@ -123,8 +160,7 @@ def status(task_id: str) -> Response[str]:
 )
 @tracer.capture_method
 def video(task_id: str) -> Response[str]:
-    task_id = task_id_from_video_url(task_id)
-    logger.append_keys(task_id=task_id)
+    task_id = _logged(task_id_from_video_url(task_id))
     attachment = app.current_event.get_query_string_value("download") == "1"
     url = video_location(tasks, media, settings, task_id, utc_now(), attachment=attachment)
     return json_response(302, {"video_url": url}, headers={"Location": url})
@@ -138,8 +174,44 @@ def video_by_its_url(video_url: str) -> Response[str]:
     return video(video_url)
 
 
-def _task_created(task_id: str, message: str) -> None:
+@app.post(
+    "/tasks/<task_id>/cancel",
+    summary="Cancel a task: one waiting leaves the line at once, one in the model stops within 2 s",
+    responses={200: _json("StatusBody", "The cancelled task's status"), **_errors(400, 404, 409, 410)},
+)
+@tracer.capture_method
+def cancel(task_id: str) -> Response[str]:
+    task_id = _logged(parse_task_id(task_id))
+    cancelled = cancel_task(tasks, media, settings, task_id, utc_now())
+    logger.info("task cancelled")
+    return json_response(200, cancelled.to_json())
+
+
+@app.delete(
+    "/tasks/<task_id>",
+    summary="Delete a task: cancel it if unfinished, then remove its upload, its video and its record",
+    responses={204: {"description": "Deleted: every route now answers 404 for it"}, **_errors(400, 404)},
+)
+@tracer.capture_method
+def delete(task_id: str) -> Response[str]:
+    task_id = _logged(parse_task_id(task_id))
+    delete_task(tasks, media, task_id, utc_now())
+    logger.info("task deleted")
+    return Response(204, None, "", headers={"Cache-Control": "no-store"})
+
+
+def _logged(task_id: str) -> str:
+    """The task id a route works on, named on every log line of the request."""
     logger.append_keys(task_id=task_id)
+    return task_id
+
+
+def _task_submitted(task_id: str, message: str, *, replayed: bool) -> None:
+    logger.append_keys(task_id=task_id)
+    if replayed:  # an Idempotency-Key retry: the first request's task, nothing created
+        logger.info(f"{message} (replayed for its Idempotency-Key)")
+        metrics.add_metric(name="SubmitsReplayed", unit=MetricUnit.Count, value=1)
+        return
     logger.info(message)
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
 
@@ -161,14 +233,21 @@ def _openapi_document() -> str:
         "required": False,
         "content": {"application/json": {"schema": create_upload_request_schema()}},
     }
-    for path in ("/status/{task_id}", "/video/{task_id}"):
-        for parameter in document["paths"][path]["get"]["parameters"]:
+    for path, method in (
+        ("/status/{task_id}", "get"),
+        ("/video/{task_id}", "get"),
+        ("/tasks/{task_id}/cancel", "post"),
+        ("/tasks/{task_id}", "delete"),
+    ):
+        for parameter in document["paths"][path][method]["parameters"]:
             if parameter["name"] == "task_id":
                 parameter["schema"] = {
                     "type": "string",
                     "pattern": TASK_ID_PATTERN,
                     "description": "A task id (a UUID), or the original API's video file name <task_id>.mp4",
                 }
+    # Powertools gives every response a body schema from the return annotation; a 204 has no body.
+    document["paths"]["/tasks/{task_id}"]["delete"]["responses"]["204"].pop("content", None)
     document["paths"]["/upload"]["post"]["requestBody"] = {
         "required": True,
         "content": {
@@ -181,4 +260,21 @@ def _openapi_document() -> str:
             }
         },
     }
+    for path in ("/uploads", "/upload"):
+        document["paths"][path]["post"].setdefault("parameters", []).append(_IDEMPOTENCY_KEY_PARAMETER)
     return json.dumps(document)
+
+
+_IDEMPOTENCY_KEY_PARAMETER = {
+    "name": IDEMPOTENCY_KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the submit safe to retry (IETF httpapi Idempotency-Key draft). A retry with the same key and the same"
+        " request answers as the first did, with the same task, and creates nothing (POST /uploads: a fresh upload"
+        " form while the task still waits for its upload, else 409 UPLOAD_CLOSED); the same key with another"
+        " request: 422 IDEMPOTENCY_KEY_REUSED; while the first is still handled: 409 REQUEST_IN_PROGRESS."
+        " Keys are the client's own and kept 24 hours."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}

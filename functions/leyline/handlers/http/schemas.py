@@ -47,10 +47,11 @@ class StatusBody(BaseModel):
     queue_position: int | None = Field(description="Tasks ahead; null unless QUEUED or PROCESSING")
     eta_seconds: int | None = Field(description="Seconds until the video should be ready")
     video_url: str | None = Field(description="Presigned GET of the MP4 (expires within 1 h); null until SUCCESS")
-    error: ErrorDetail | None
+    error: ErrorDetail | None = Field(description="Why the task failed, on FAILURE; null otherwise (CANCELLED too)")
     created_at: str = Field(description="ISO 8601 UTC")
     started_at: str | None
     finished_at: str | None
+    expires_at: str = Field(description="ISO 8601 UTC: when retention deletes the task, its upload and its video")
 
 
 class VideoRedirectBody(BaseModel):

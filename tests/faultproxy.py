@@ -1,14 +1,17 @@
-"""A fault-injection proxy for the local stack (a small, local-only Toxiproxy), opt-in with LEYLINE_FAULTS=1.
+"""A fault-injection proxy for the local stack's tests (a small, local-only Toxiproxy); not part of the runtime.
 
-It is a threaded HTTP reverse proxy on 127.0.0.1 in front of the AWS endpoint (the embedded moto
-server). With faults on, the *functions'* AWS_ENDPOINT_URL points here, so every AWS call a handler
-makes passes through it; the stack's own provisioning and its SQS pollers keep talking to the endpoint
+    python -m tests.faultproxy --target http://127.0.0.1:4566 --port 4567 [--parent PID]
+
+It is a threaded HTTP reverse proxy on 127.0.0.1 in front of an AWS endpoint (the embedded moto
+server). infra.testing's LocalStack(faults=True) starts it in a process of its own and points the
+*functions'* AWS endpoint at it (LEYLINE_FUNCTIONS_AWS_ENDPOINT), so every AWS call a handler makes
+passes through it; the stack's own provisioning and its SQS pollers keep talking to the endpoint
 directly (Lambda's poller is not the function's code). Requests are forwarded untouched (method,
 path, headers including Host, body streamed both ways) unless a fault matches them.
 
-Presigned URLs the functions hand out are signed for the endpoint the functions use, so with faults
-on they point here too: they are forwarded like the rest, and only a fault naming their operation
-(e.g. s3 `PostObject`, `GetObject` with a `match` on the key) touches them.
+Presigned URLs the functions hand out are signed for the endpoint the functions use, so they point
+here too: they are forwarded like the rest, and only a fault naming their operation (e.g. s3
+`PostObject`, `GetObject` with a `match` on the key) touches them.
 
 Control API, on the proxy itself (no AWS request can reach these paths: S3 bucket names cannot
 contain underscores):
@@ -28,13 +31,20 @@ A matching request is answered by the proxy with the error body AWS would send f
 ProvisionedThroughputExceededException", ...}`, SQS JSON with `x-amzn-query-error`), and never
 reaches the endpoint. Request bodies up to MATCH_BODY_LIMIT are read before matching (DynamoDB and
 SQS calls are small JSON documents); larger ones (S3 uploads) are streamed and matched by path only.
+
+What it does (faults armed, cleared, injected) is written to stdout, one `[faults] ...` line each, in one
+write per line so that it can share an appended log file with the stack. It stops on SIGINT or SIGTERM,
+and with --parent PID also when that process, the one that started it, dies.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
+import os
 import select
+import signal
 import sys
 import threading
 import uuid
@@ -42,6 +52,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,6 +60,7 @@ CONTROL_PATH = "/__leyline/faults"
 MATCH_BODY_LIMIT = 1024 * 1024
 _CHUNK = 64 * 1024
 _UPSTREAM_TIMEOUT_SECONDS = 120.0
+_PARENT_CHECK_SECONDS = 0.5
 # Connection-level headers: each hop manages its own (RFC 9110 section 7.6.1). Expect is answered here.
 _HOP_BY_HOP = {
     "connection",
@@ -525,3 +537,58 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, document: Any) -> None:
         self._respond(status, {"Content-Type": "application/json"}, json.dumps(document).encode())
+
+
+# ---- python -m tests.faultproxy --------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.faultproxy", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--target", required=True, help="the AWS endpoint to forward to, http://host:port")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--parent", type=int, metavar="PID", help="stop when this parent process dies")
+    args = parser.parse_args(argv)
+    stop = _stop_event(parent=args.parent)
+    log = _stdout_log()
+    proxy = FaultProxy(args.target, port=args.port, log=log)
+    log(f"{proxy.url} -> {args.target}; faults are set with POST {proxy.url}{CONTROL_PATH}")
+    proxy.start()
+    while not stop.wait(_PARENT_CHECK_SECONDS):
+        pass
+    proxy.stop()
+    return 0
+
+
+def _stdout_log() -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def log(text: str) -> None:
+        with lock:  # one whole line per write: other processes append to the same file
+            sys.stdout.write(f"[faults] {text}\n")
+            sys.stdout.flush()
+
+    return log
+
+
+def _stop_event(*, parent: int | None) -> threading.Event:
+    """Set on SIGINT or SIGTERM, or when `parent` is no longer the parent process (it died).
+
+    The parent's PID is given, not read at start: it may have died before this process got that far.
+    """
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    def watch_parent(parent: int) -> None:
+        while os.getppid() == parent and not stop.wait(_PARENT_CHECK_SECONDS):
+            pass
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    if parent is not None:
+        threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
+    return stop
+
+
+if __name__ == "__main__":
+    sys.exit(main())

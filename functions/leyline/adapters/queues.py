@@ -1,4 +1,5 @@
-"""SQS access for the model's line: IntakeFunction sends jobs into it; the processor re-times its own."""
+"""SQS access: IntakeFunction sends jobs into the model's line, and both it and the processor re-time the
+messages they received (a failed one comes back after a short backoff, a crashed run sooner)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,27 @@ import boto3
 MODEL_GROUP = "model"
 
 
-class JobQueue:
+class SqsQueues:
+    """Satisfies logic.ports.JobLine and logic.ports.MessageVisibility."""
+
     def __init__(self, client: Any | None = None) -> None:
         self._sqs = client or boto3.client("sqs")
 
-    def send(self, queue_url: str, body: str, task_id: str) -> None:
-        """Appends a task's job to the line. Deduplicated by task id: a repeated hand-over within
+    def send_job(self, queue_url: str, body: str, task_id: str) -> None:
+        """Appends a task's job to the model's line. Deduplicated by task id: a repeated hand-over within
         SQS's 5-minute window is dropped, and the processor is idempotent per task after it."""
         self._sqs.send_message(
             QueueUrl=queue_url, MessageBody=body, MessageGroupId=MODEL_GROUP, MessageDeduplicationId=task_id
         )
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
-        """Sets when the message reappears if it is not deleted: after a crash, or as a retry backoff."""
+        """Sets when a received message reappears if it is not deleted: after a crash, or as a retry backoff.
+        Works on any queue (the intake's or the model's), named by the ARN its Lambda event carries."""
         self._sqs.change_message_visibility(
             QueueUrl=self._url(queue_arn), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
 
-    @cache  # noqa: B019 - one JobQueue per warm container; the URL of a queue never changes
+    @cache  # noqa: B019 - one SqsQueues per warm container; the URL of a queue never changes
     def _url(self, queue_arn: str) -> str:
         _, _, _, _, account, name = queue_arn.split(":", 5)
         return str(self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])

@@ -1,0 +1,98 @@
+"""What the domain needs from the outside world, as typing.Protocol ports.
+
+leyline.logic is written against these, never against leyline.adapters (a test fails if it imports them):
+the adapters (DynamoDB, S3, SQS) satisfy them on AWS, the in-memory fakes of tests/fakes.py in fast tests,
+and mypy checks both. A task store's transitions obey leyline.states.TRANSITIONS: each mark_* write
+succeeds only from a state the table allows to move to its target, and says False otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from leyline.models import ClientBacklog, PresignedPost, QueueSnapshot, StoredObject, Task
+
+Clock = Callable[[], datetime]
+"""The current time, timezone-aware UTC (models.utc_now on AWS; a settable one in tests)."""
+
+
+class TaskStore(Protocol):
+    def create(self, task: Task) -> None: ...
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def mark_queued(self, task_id: str, seq: int, now: datetime, *, opened_since: datetime) -> bool:
+        """PENDING -> QUEUED with its place in line, only while its upload window is open (created at
+        `opened_since` or later). False if the table refuses, the window closed or the task is unknown."""
+        ...
+
+    def mark_processing(self, task_id: str, seq: int, now: datetime) -> bool:
+        """Enters the model (again, after a crash: progress is kept)."""
+        ...
+
+    def set_progress(self, task_id: str, progress: int) -> bool:
+        """Only while PROCESSING."""
+        ...
+
+    def mark_succeeded(self, task_id: str, now: datetime) -> bool: ...
+
+    def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool: ...
+
+    def mark_cancelled(self, task_id: str, now: datetime) -> bool:
+        """An unfinished task leaves the line at once and ends CANCELLED, its progress as it was."""
+        ...
+
+    def delete(self, task_id: str) -> None:
+        """Removes the task's record; nothing happens if there is none."""
+        ...
+
+    def queue_snapshot(self, seq: int) -> QueueSnapshot:
+        """The unfinished tasks in line before place `seq`, and when the head of the line entered the model."""
+        ...
+
+    def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:
+        """`client`'s unfinished tasks, leaving out those PENDING since before `pending_since`."""
+        ...
+
+
+class MediaStorage(Protocol):
+    def presigned_upload(
+        self, key: str, *, content_type: str | None, max_bytes: int, expires_in: int
+    ) -> PresignedPost: ...
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def head(self, key: str) -> StoredObject | None: ...
+
+    def read(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None:
+        """Removes the object; nothing happens if there is none."""
+        ...
+
+    def presigned_download(self, key: str, *, expires_in: int, filename: str, attachment: bool = False) -> str: ...
+
+
+class JobLine(Protocol):
+    """The model's line: a FIFO queue that hands the model one job at a time, in the order they were sent."""
+
+    def send_job(self, queue_url: str, body: str, task_id: str) -> None: ...
+
+
+class MessageVisibility(Protocol):
+    """When a received queue message comes back if it is not deleted."""
+
+    def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None: ...
+
+
+class SubmitRecords(Protocol):
+    """Idempotency-Key records of task submits (POST /upload, POST /uploads), kept for a fixed lifetime."""
+
+    def once(self, key: str, fingerprint: dict[str, Any], submit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What `submit` returned the first time `key` was used, running it only then.
+
+        The same `key` with another `fingerprint` raises IdempotencyKeyReused; while the first call still
+        runs, RequestInProgress. When `submit` raises, nothing is kept: a retry runs it again."""
+        ...

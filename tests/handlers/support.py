@@ -1,0 +1,64 @@
+"""Helpers the handler tests share with each other and with tests/security/test_iam_enforced.py:
+reading a response, dressing bytes or a queued message as the event Lambda would get, asking for a status."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import boto3
+
+from tests.sample_events import sample_event
+
+
+def body(response: dict[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(response["body"])
+    return parsed
+
+
+def with_body(event: dict[str, Any], raw: bytes, content_type: str) -> dict[str, Any]:
+    return {
+        **event,
+        "headers": {**event["headers"], "content-type": content_type},
+        "body": base64.b64encode(raw).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def status_of(invoke, task_id: str) -> tuple[int, dict[str, Any]]:
+    event = sample_event("http-get-status.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/status/{task_id}"
+    event["pathParameters"] = {"task_id": task_id}
+    response = invoke("StatusFunction", event)
+    return response["statusCode"], body(response)
+
+
+def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str) -> dict[str, Any]:
+    """One received message dressed as the sample SQS event from events/ (as the event source mapping would)."""
+    sqs = aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, AttributeNames=["All"])
+    assert messages.get("Messages"), f"nothing arrived on {url}"
+    message = messages["Messages"][0]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    event = sample_event(sample)
+    record = event["Records"][0]
+    record.update(
+        messageId=message["MessageId"],
+        receiptHandle=message["ReceiptHandle"],
+        body=message["Body"],
+        md5OfBody=message["MD5OfBody"],
+        eventSourceARN=arn,
+        attributes={**record["attributes"], **message["Attributes"]},
+    )
+    return event
+
+
+def dead_job_event(task_id: str, sample: str = "sqs-jobs-record.json") -> dict[str, Any]:
+    """The message as it sits in a dead-letter queue: the same body, redriven after its last receive."""
+    event = sample_event(sample)
+    body = json.loads(event["Records"][0]["body"])
+    body["detail"]["object"]["key"] = f"uploads/{task_id}"
+    event["Records"][0]["body"] = json.dumps(body)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "6"
+    return event
