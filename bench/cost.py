@@ -84,8 +84,13 @@ def _classify(entries: list[dict[str, Any]], stack: Stack) -> Counter[str]:
             elif action in ("PutItem", "UpdateItem", "DeleteItem"):
                 counts["dynamodb_progress_write" if "progress = :progress" in body else "dynamodb_write"] += 1
                 # A write that adds or removes the task from a sparse index also writes to that index.
-                if any(key in body for key in ('"#queue"', "waiting_client")) or action == "PutItem":
+                if "waiting_client" in body or action == "PutItem":
                     counts["dynamodb_index_write"] += 1
+            elif action == "TransactWriteItems":
+                # A move in or out of the line: the task and the line's items, each at twice a plain write's units.
+                items = json.loads(body)["TransactItems"]
+                counts["dynamodb_write"] += 2 * len(items)
+                counts["dynamodb_index_write"] += sum("waiting_client" in json.dumps(item) for item in items)
         elif target.startswith("AmazonSQS"):
             counts[f"sqs_{target.split('.')[1]}"] += 1
         elif f"/{bucket}" in entry["url"]:

@@ -51,6 +51,12 @@ def backlog(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     return backlog(tasks=8 if quick else 12, model_seconds=3, every=0.02, rounds=1 if quick else 3)
 
 
+def backlog_scale(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
+    from bench.backlog_scale import backlog_scale
+
+    return backlog_scale(sizes=(10, 100, 1_000) if quick else (10, 100, 1_000, 10_000), samples=100 if quick else 300)
+
+
 def cost(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     """Uses this run's (or the JSON's) processor time beyond the model and video size, when there are any."""
     from bench.cost import cost

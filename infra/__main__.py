@@ -30,6 +30,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from infra.functions import Console
+from infra.moto_dynamodb import serialise_writes
 from infra.provision import provision
 from infra.runtime import LocalRuntime
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, Settings
@@ -110,6 +111,7 @@ def _start_moto(port: int) -> ThreadedMotoServer:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
+    serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()

@@ -2,7 +2,8 @@
 
 They keep the adapters' semantics, not just their signatures: FakeTaskStore moves a task only along the
 transitions leyline.states allows (as TaskRepository's conditional writes do), keeps the same sparse "in
-line" and "waiting client" indexes, and answers queue_snapshot and client_backlog from them. mypy checks
+line" summary (LineSummary, moved with each transition as the adapter's transactions do) and "waiting
+client" index, and answers line_summary and client_backlog from them. mypy checks
 that each fake satisfies its port (the assignments at the end of this module).
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from leyline.config import Settings
 from leyline.errors import IdempotencyKeyReused, RequestInProgress
 from leyline.logic.ports import Clock, JobLine, MediaStorage, MessageVisibility, SubmitRecords, TaskStore
-from leyline.models import ClientBacklog, PresignedPost, QueueSnapshot, StoredObject, Task, TaskState, new_task_id
+from leyline.models import ClientBacklog, LineSummary, PresignedPost, StoredObject, Task, TaskState, new_task_id
 from leyline.states import sources_of
 
 SETTINGS = Settings(
@@ -51,13 +52,14 @@ class FakeClock:
 @dataclass
 class _Record:
     task: Task
-    in_line: bool = False  # TaskRepository's `queue` attribute: the sparse QueueIndex
     waiting_client: str | None = None  # the sparse ClientIndex: unfinished tasks of a client
 
 
 class FakeTaskStore:
     def __init__(self) -> None:
         self._records: dict[str, _Record] = {}
+        self._last_place = 0  # TaskRepository's line#last-place item
+        self._line = LineSummary()  # its line#summary#<shard> items (identical copies)
         self._lock = threading.Lock()  # the model runs in a thread in some tests, beside the test's writes
 
     def create(self, task: Task) -> None:
@@ -71,26 +73,24 @@ class FakeTaskStore:
             record = self._records.get(task_id)
             return replace(record.task) if record else None  # a copy, as a read from the table is
 
-    def mark_queued(self, task_id: str, seq: int, now: datetime, *, opened_since: datetime) -> bool:
+    def mark_queued(self, task_id: str, now: datetime, *, opened_since: datetime) -> bool:
         with self._lock:
             record = self._movable(task_id, TaskState.QUEUED)
             if record is None or _ms(record.task.created_at) < _ms(opened_since):
                 return False
+            self._last_place += 1
             record.task.state = TaskState.QUEUED
-            record.task.queued_seq, record.task.queued_at = seq, _ms(now)
-            record.in_line = True
+            record.task.queued_seq, record.task.queued_at = self._last_place, _ms(now)
             return True
 
-    def mark_processing(self, task_id: str, seq: int, now: datetime) -> bool:
+    def mark_processing(self, task_id: str, now: datetime) -> bool:
         with self._lock:
             record = self._movable(task_id, TaskState.PROCESSING)
             if record is None:
                 return False
             task = record.task
+            self._move_line(task, TaskState.PROCESSING, now)
             task.state, task.started_at = TaskState.PROCESSING, _ms(now)
-            task.queued_seq = seq if task.queued_seq is None else task.queued_seq
-            task.queued_at = task.queued_at or _ms(now)
-            record.in_line = True
             return True
 
     def set_progress(self, task_id: str, progress: int) -> bool:
@@ -106,8 +106,9 @@ class FakeTaskStore:
             record = self._movable(task_id, TaskState.SUCCESS)
             if record is None:
                 return False
+            self._move_line(record.task, TaskState.SUCCESS, now)
             record.task.state, record.task.progress, record.task.finished_at = TaskState.SUCCESS, 100, _ms(now)
-            record.in_line, record.waiting_client = False, None
+            record.waiting_client = None
             return True
 
     def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool:
@@ -116,13 +117,14 @@ class FakeTaskStore:
             if record is None:
                 return False
             task = record.task
+            self._move_line(task, TaskState.FAILURE, now)
             task.state, task.finished_at, task.error_code, task.error_message = (
                 TaskState.FAILURE,
                 _ms(now),
                 code,
                 message,
             )
-            record.in_line, record.waiting_client = False, None
+            record.waiting_client = None
             return True
 
     def mark_cancelled(self, task_id: str, now: datetime) -> bool:
@@ -130,20 +132,18 @@ class FakeTaskStore:
             record = self._movable(task_id, TaskState.CANCELLED)
             if record is None:
                 return False
+            self._move_line(record.task, TaskState.CANCELLED, now)
             record.task.state, record.task.finished_at = TaskState.CANCELLED, _ms(now)
-            record.in_line, record.waiting_client = False, None
+            record.waiting_client = None
             return True
 
     def delete(self, task_id: str) -> None:
         with self._lock:
             self._records.pop(task_id, None)
 
-    def queue_snapshot(self, seq: int) -> QueueSnapshot:
+    def line_summary(self, task_id: str) -> LineSummary:
         with self._lock:
-            line = sorted((r.task for r in self._records.values() if r.in_line), key=_place)
-            ahead = sum(1 for task in line if task.queued_seq is not None and task.queued_seq < seq)
-            head_started_at = line[0].started_at if ahead and line[0].state is TaskState.PROCESSING else None
-            return QueueSnapshot(ahead=ahead, head_started_at=head_started_at)
+            return self._line
 
     def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:
         with self._lock:
@@ -158,14 +158,15 @@ class FakeTaskStore:
                 in_line=in_line, open_tickets=len(tickets), oldest_ticket_at=tickets[0] if tickets else None
             )
 
+    def _move_line(self, task: Task, target: TaskState, now: datetime) -> None:
+        """The summary's part of the move, as the adapter writes it in the same transaction."""
+        if task.queued_seq is not None:
+            self._line = self._line.after_move(task.state, target, task.queued_seq, _ms(now)) or self._line
+
     def _movable(self, task_id: str, target: TaskState, *, only: TaskState | None = None) -> _Record | None:
         """The record, if the transition table lets it move to `target` (from `only`, when given)."""
         record = self._records.get(task_id)
         return record if record is not None and record.task.state in sources_of(target, only=only) else None
-
-
-def _place(task: Task) -> int:
-    return task.queued_seq if task.queued_seq is not None else 0
 
 
 def _ms(moment: datetime) -> datetime:
@@ -226,9 +227,9 @@ _clock: Clock = FakeClock()
 # over a store (the fake here, the real table in tests/handlers).
 TRANSITION_WRITES: dict[TaskState, Callable[[TaskStore, str, datetime], bool]] = {
     TaskState.QUEUED: lambda store, task_id, now: store.mark_queued(
-        task_id, 1, now, opened_since=now - timedelta(hours=1)
+        task_id, now, opened_since=now - timedelta(hours=1)
     ),
-    TaskState.PROCESSING: lambda store, task_id, now: store.mark_processing(task_id, 1, now),
+    TaskState.PROCESSING: lambda store, task_id, now: store.mark_processing(task_id, now),
     TaskState.SUCCESS: lambda store, task_id, now: store.mark_succeeded(task_id, now),
     TaskState.FAILURE: lambda store, task_id, now: store.mark_failed(task_id, "PROCESSING_FAILED", "Failed.", now),
     TaskState.CANCELLED: lambda store, task_id, now: store.mark_cancelled(task_id, now),

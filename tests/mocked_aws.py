@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.moto_dynamodb import serialise_writes
 from infra.provision import provision
 from infra.template import Stack
 
@@ -20,6 +21,7 @@ from infra.template import Stack
 @contextmanager
 def provisioned(stack: Stack) -> Iterator[boto3.Session]:
     """A session on moto's mock in which `stack`'s resources exist, with test credentials in the environment."""
+    serialise_writes()  # the model runs in a thread in some tests, beside the test's own writes
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -87,7 +88,7 @@ class Task:
     expires_at: int  # epoch seconds, DynamoDB TTL: retention deletes the task, its upload and its video
     client: str | None = None  # who asked for it (source IP until accounts exist)
     progress: int = 0
-    queued_seq: int | None = None  # microseconds since the epoch when the upload was seen
+    queued_seq: int | None = None  # its place in line: 1, 2, 3... in the order the intake saw the uploads
     queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -96,11 +97,39 @@ class Task:
 
 
 @dataclass(frozen=True)
-class QueueSnapshot:
-    """What the queue looks like from one task: how many are ahead, and when the head will be done."""
+class LineSummary:
+    """The whole line in a few numbers, so that a task's place in it costs one small read at any length.
 
-    ahead: int
-    head_started_at: datetime | None  # None while the head of the line has not entered the model
+    Places are consecutive (the intake gives 1, 2, 3... in the model's order). `cursor` is the highest place
+    the model has taken; `running` the tasks inside the model (place -> started_at; at most one per model
+    slot); `removed` the places after the cursor that left the line without running (cancelled, failed),
+    dropped once the cursor passes them. So for a waiting task at place p, the tasks that start before it
+    are the running ones plus the places between the cursor and p that did not leave: no scan of the line."""
+
+    cursor: int = 0
+    running: Mapping[int, datetime] = field(default_factory=dict)
+    removed: tuple[int, ...] = ()
+
+    def waiting_ahead(self, place: int) -> int:
+        """Tasks still waiting that the model takes before `place`."""
+        left = sum(1 for r in self.removed if self.cursor < r < place)
+        return max(0, place - self.cursor - 1 - left)
+
+    def after_move(self, source: TaskState, target: TaskState, place: int, now: datetime) -> LineSummary | None:
+        """The summary once the task at `place` moves from `source` to `target`; None when the move does not
+        change the line (PENDING moves, progress)."""
+        if target is TaskState.PROCESSING and source in (TaskState.QUEUED, TaskState.PROCESSING):
+            return self._started(place, now)  # from PROCESSING: a retry after a crash, its clock restarts
+        if source is TaskState.PROCESSING and target.is_final:
+            return LineSummary(self.cursor, {p: t for p, t in self.running.items() if p != place}, self.removed)
+        if source is TaskState.QUEUED and target.is_final:
+            removed = self.removed if place <= self.cursor else tuple(sorted({*self.removed, place}))
+            return LineSummary(self.cursor, self.running, removed)
+        return None
+
+    def _started(self, place: int, now: datetime) -> LineSummary:
+        cursor = max(self.cursor, place)
+        return LineSummary(cursor, {**self.running, place: now}, tuple(r for r in self.removed if r > cursor))
 
 
 @dataclass(frozen=True)

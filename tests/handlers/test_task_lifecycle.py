@@ -82,7 +82,7 @@ def test_success_is_refused_once_the_task_has_failed(aws, template):
     # Given a task in the model that DeadLetterFunction (or a cancel) ended meanwhile
     store, now = tasks_table(aws, template), utc_now()
     task_id = seed_task(store, TaskState.QUEUED, now)
-    assert store.mark_processing(task_id, 1, now)
+    assert store.mark_processing(task_id, now)
     assert store.mark_failed(task_id, "PROCESSING_FAILED", "Failed.", now)
 
     # When the run finishes, Then SUCCESS is refused and the task stays a FAILURE
@@ -243,7 +243,7 @@ def test_a_job_that_comes_back_after_a_cancel_never_revives_its_task(invoke, aws
     # Given a task whose run was cut short (its worker crashed, say) and that was then cancelled
     task_id, job = queued_task(invoke, aws, template)
     store = tasks_table(aws, template)
-    assert store.mark_processing(task_id, 1, utc_now())
+    assert store.mark_processing(task_id, utc_now())
     assert store.set_progress(task_id, 30)
     assert cancel(invoke, task_id)[0] == 200
 

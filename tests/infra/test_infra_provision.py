@@ -93,7 +93,7 @@ def test_tasks_table_has_its_index_and_ttl(stack, aws):
     table = stack.physical_name("TasksTable")
     description = dynamodb.describe_table(TableName=table)["Table"]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert [index["IndexName"] for index in description["GlobalSecondaryIndexes"]] == ["QueueIndex", "ClientIndex"]
+    assert [index["IndexName"] for index in description["GlobalSecondaryIndexes"]] == ["ClientIndex"]
     ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests import imagefactory
-from tests.integration.polling import upload_presigned
+from tests.integration.polling import status, upload_presigned
 from tests.reliability.support import (
     FINISHED_LOG,
     Timeline,
@@ -56,10 +56,23 @@ def test_a_killed_processor_retries_the_task_once_and_the_line_resumes(make_stac
     os.kill(workers[0], signal.SIGKILL)
     killed = time.monotonic()
     progress_at_kill = timeline.last()[first]["progress"]
+    started_before_kill = timeline.last()[first]["started_at"]
 
     # Then a fresh worker replaces it
     stack.wait_for_worker("ProcessorFunction", exclude=workers, timeout=15)
     eventually(lambda: "Runtime exited with error: signal SIGKILL" in stack.log_text(), timeout=10, what="crash log")
+
+    # And once A's retry is in the model, B and C keep their places and their ETAs count A's restarted run
+    # (issue 13: the line summary restarts A's clock, it does not count A twice)
+    def retried() -> bool:
+        now = status(stack.api_url, first)
+        return now["state"] == "PROCESSING" and now["started_at"] != started_before_kill
+
+    eventually(retried, timeout=timeout + 90, every=0.05, what="A's retry in the model")
+    a, b, c = (status(stack.api_url, task_id) for task_id in ids)
+    assert (a["queue_position"], b["queue_position"], c["queue_position"]) == (0, 1, 2), (a, b, c)
+    assert abs(b["eta_seconds"] - a["eta_seconds"] - model) <= 1, (a, b)
+    assert abs(c["eta_seconds"] - b["eta_seconds"] - model) <= 1, (b, c)
 
     # And every task ends SUCCESS, the queued ones within the processor's Timeout + 60 s of the crash
     final = timeline.wait_final(timeout=timeout + 60 + 3 * model + 30)

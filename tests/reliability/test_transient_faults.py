@@ -133,7 +133,10 @@ def test_a_failed_write_of_the_outcome_reruns_the_model_and_still_leaves_one_vid
     # Given a task whose SUCCESS cannot be recorded the first time (throttled beyond botocore's attempts)
     ticket = create_ticket(fault_stack.api_url)
     task_id = ticket["task_id"]
-    fault_stack.inject_fault("dynamodb", "UpdateItem", count=DYNAMODB_ATTEMPTS, match=["progress = :done", task_id])
+    # SUCCESS of a task in line is one transaction with the line summary (issue 13)
+    fault_stack.inject_fault(
+        "dynamodb", "TransactWriteItems", count=DYNAMODB_ATTEMPTS, match=["progress = :done", task_id]
+    )
 
     # When it runs
     send_file(ticket, imagefactory.png())
@@ -168,7 +171,9 @@ def test_a_throttled_visibility_change_does_not_stall_the_line(make_stack):
     ("service", "operation", "marker"),
     [
         # IntakeFunction's two calls for an upload: placing the task in line, then handing its job on
-        pytest.param("dynamodb", "UpdateItem", "queued_seq = :seq", id="dynamodb-UpdateItem-placing-the-task"),
+        pytest.param(
+            "dynamodb", "TransactWriteItems", "queued_seq = :place", id="dynamodb-TransactWriteItems-placing-the-task"
+        ),
         pytest.param("sqs", "SendMessage", None, id="sqs-SendMessage-handing-the-job-on"),
     ],
 )

@@ -45,7 +45,6 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     },
     "StatusFunction": {
         ("dynamodb:GetItem", "TasksTable"),
-        ("dynamodb:Query", "TasksTable/index/QueueIndex"),
         ("s3:GetObject", "MediaBucket/videos/*"),
     },
     "IntakeFunction": {
@@ -70,7 +69,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("sqs:GetQueueUrl", "JobsQueue"),
         ("sqs:ChangeMessageVisibility", "JobsQueue"),
     },
-    "DeadLetterFunction": {("dynamodb:UpdateItem", "TasksTable")},
+    "DeadLetterFunction": {("dynamodb:GetItem", "TasksTable"), ("dynamodb:UpdateItem", "TasksTable")},
 }
 
 

@@ -155,11 +155,12 @@ def test_bucket_is_private_encrypted_and_notifies_eventbridge(template):
     assert "POST" in bucket["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"]
 
 
-def test_tasks_table_is_on_demand_with_ttl_a_queue_index_and_a_client_index(template):
+def test_tasks_table_is_on_demand_with_ttl_and_only_a_client_index(template):
     table = template["Resources"]["TasksTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["QueueIndex", "ClientIndex"]
+    # No QueueIndex: its one `ACTIVE` partition key carried every waiting task (issue 13)
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["ClientIndex"]
 
 
 def test_parameters_and_outputs(template):

@@ -160,3 +160,33 @@ def test_report_rewrites_the_page_and_plots_from_the_json_without_running_anythi
     assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == report.markdown(copy.deepcopy(data))
     assert (tmp_path / "bench-overhead.png").stat().st_size > 0
     assert results.read_bytes() == stored
+
+
+def _scale_point(waiting: int, median: float, gets: float = 2.0) -> dict[str, Any]:
+    return {
+        "waiting": waiting,
+        "queue_position": waiting - 1,
+        "eta_seconds": 80 * waiting,
+        "latency_ms": _stats(median) | {"p95": median + 70},
+        "build_seconds": 1.0,
+        "requests_per_call": {"GetItem": gets},
+    }
+
+
+def test_backlog_scale_holds_the_p50_ratio_and_constant_reads_against_their_goals():
+    # Given two runs of backlog-scale: one flat, one whose status grew with the line and read more items
+    benchmark = report.BY_NAME["backlog-scale"]
+    flat = {
+        "model_seconds": 80,
+        "clients": 250,
+        "samples": 3,
+        "points": [_scale_point(10, 10), _scale_point(10_000, 11)],
+    }
+    grown = {"points": [_scale_point(10, 10), _scale_point(10_000, 30, gets=3)]} | {
+        key: flat[key] for key in ("model_seconds", "clients", "samples")
+    }
+
+    # Then the flat run meets both goals and the grown one neither
+    assert [row.met for row in benchmark.figures(flat, benchmark.goals)] == [True, True]
+    assert [row.met for row in benchmark.figures(grown, benchmark.goals)] == [False, False]
+    assert "1.10x (11.0 / 10.0 ms)" in benchmark.figures(flat, benchmark.goals)[0].measured

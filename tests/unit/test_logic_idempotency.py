@@ -192,9 +192,9 @@ def test_a_replay_after_the_upload_landed_points_at_the_task_instead_of_a_new_fo
     # Given a keyed submit whose task went past PENDING
     task_id = world.ticket("k1").value.task_id
     now = world.clock()
-    assert world.tasks.mark_queued(task_id, 1, now, opened_since=now - timedelta(hours=1))
+    assert world.tasks.mark_queued(task_id, now, opened_since=now - timedelta(hours=1))
     if state is not TaskState.QUEUED:
-        assert world.tasks.mark_processing(task_id, 1, now)
+        assert world.tasks.mark_processing(task_id, now)
     if state is TaskState.SUCCESS:
         assert world.tasks.mark_succeeded(task_id, now)
     if state is TaskState.FAILURE:

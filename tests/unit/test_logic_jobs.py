@@ -92,7 +92,7 @@ def test_an_upload_for_no_task_is_ignored_and_removed(intake):
 def test_a_task_already_in_the_model_gets_its_job_handed_on_again(intake):
     task_id = intake.waiting_task()
     assert intake.lands(task_id) is Admission.QUEUED
-    assert intake.tasks.mark_processing(task_id, 1, intake.clock())
+    assert intake.tasks.mark_processing(task_id, intake.clock())
     assert intake.lands(task_id) is Admission.IN_LINE
     assert intake.state(task_id) is TaskState.PROCESSING
 

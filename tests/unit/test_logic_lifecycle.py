@@ -32,7 +32,6 @@ class World:
     def __init__(self, settings: Settings = SETTINGS, tasks: FakeTaskStore | None = None) -> None:
         self.settings = settings
         self.clock, self.tasks, self.media = FakeClock(), tasks or FakeTaskStore(), FakeMediaStorage()
-        self._seq = 0
 
     def ticket(self) -> str:
         return create_presigned_upload(self.tasks, self.media, self.settings, self.clock(), client=ME).task_id
@@ -41,8 +40,7 @@ class World:
         """A task whose upload (a real PNG) landed and took its place in line."""
         task_id = self.ticket()
         self.media.put(upload_key(task_id), imagefactory.png(), "image/png")
-        self._seq += 1
-        assert self.tasks.mark_queued(task_id, self._seq, self.clock(), opened_since=self.clock() - timedelta(hours=1))
+        assert self.tasks.mark_queued(task_id, self.clock(), opened_since=self.clock() - timedelta(hours=1))
         return task_id
 
     def status(self, task_id: str) -> dict[str, object]:
@@ -136,7 +134,7 @@ def test_cancelling_a_cancelled_task_answers_the_same_status_again(world):
 def test_a_finished_task_cannot_be_cancelled(world, ended):
     # Given a task that ended
     task_id = world.queued()
-    assert world.tasks.mark_processing(task_id, 1, world.clock())
+    assert world.tasks.mark_processing(task_id, world.clock())
     if ended is TaskState.SUCCESS:
         assert world.tasks.mark_succeeded(task_id, world.clock())
     else:
@@ -183,7 +181,7 @@ def test_a_cancel_that_loses_the_race_to_success_is_refused_and_the_success_stan
     # Given a task in the model that finishes just as the cancel is written
     world = World(tasks=_FinishesFirst())
     task_id = world.queued()
-    assert world.tasks.mark_processing(task_id, 1, world.clock())
+    assert world.tasks.mark_processing(task_id, world.clock())
 
     # When it is cancelled, Then the cancel is TASK_FINISHED and the task one SUCCESS
     with pytest.raises(TaskFinished):
@@ -202,7 +200,7 @@ def test_a_cancelled_task_has_no_video_to_redirect_to(world):
 def test_a_job_that_comes_back_after_a_cancel_never_revives_its_task(world):
     # Given a task that was in the model when it was cancelled (its run then crashed, say)
     task_id = world.queued()
-    assert world.tasks.mark_processing(task_id, 1, world.clock())
+    assert world.tasks.mark_processing(task_id, world.clock())
     assert world.tasks.set_progress(task_id, 40)
     world.cancel(task_id)
 
@@ -221,7 +219,7 @@ def test_a_job_that_comes_back_after_a_cancel_never_revives_its_task(world):
 def test_deleting_a_finished_task_removes_its_upload_video_and_record(world):
     # Given a task that succeeded, with its upload and its video stored
     task_id = world.queued()
-    assert world.tasks.mark_processing(task_id, 1, world.clock())
+    assert world.tasks.mark_processing(task_id, world.clock())
     world.media.put(video_key(task_id), b"video", "video/mp4")
     assert world.tasks.mark_succeeded(task_id, world.clock())
 

@@ -25,15 +25,13 @@ class World:
     def __init__(self, settings: Settings = SETTINGS) -> None:
         self.settings = settings
         self.clock, self.tasks, self.media = FakeClock(), FakeTaskStore(), FakeMediaStorage()
-        self._seq = 0
 
     def ticket(self, client: str = ME) -> str:
         return create_presigned_upload(self.tasks, self.media, self.settings, self.clock(), client=client).task_id
 
     def queued(self, client: str = ME) -> str:
         task_id = self.ticket(client)
-        self._seq += 1
-        assert self.tasks.mark_queued(task_id, self._seq, self.clock(), opened_since=self.clock() - timedelta(hours=1))
+        assert self.tasks.mark_queued(task_id, self.clock(), opened_since=self.clock() - timedelta(hours=1))
         return task_id
 
     def status(self, task_id: str) -> dict[str, object]:
@@ -62,7 +60,7 @@ def test_the_first_task_in_line_is_next_and_one_model_run_away(world):
 def test_behind_a_running_head_the_eta_counts_what_the_head_has_left(line):
     # Given a task that entered the model 10 s ago and one waiting behind it
     head, behind = line.queued(), line.queued()
-    assert line.tasks.mark_processing(head, 1, line.clock())
+    assert line.tasks.mark_processing(head, line.clock())
     line.clock.advance(10)
     # Then the head has 20 s left, and the one behind it its own run after that
     assert (line.status(head)["queue_position"], line.status(head)["eta_seconds"]) == (0, MODEL - 10)
@@ -83,7 +81,7 @@ def test_with_several_ahead_each_adds_a_whole_run(line):
     head = line.queued()
     line.queued(), line.queued()
     task_id = line.queued()
-    assert line.tasks.mark_processing(head, 1, line.clock())
+    assert line.tasks.mark_processing(head, line.clock())
     line.clock.advance(10)
     # Then 3 are ahead: 20 s left of the head, two whole runs, then its own
     assert (line.status(task_id)["queue_position"], line.status(task_id)["eta_seconds"]) == (
@@ -97,7 +95,7 @@ def test_with_several_ahead_each_adds_a_whole_run(line):
 
 def test_a_head_past_its_model_time_counts_as_done_not_negative(line):
     head, behind = line.queued(), line.queued()
-    assert line.tasks.mark_processing(head, 1, line.clock())
+    assert line.tasks.mark_processing(head, line.clock())
     line.clock.advance(MODEL + 50)
     assert line.status(head)["eta_seconds"] == 0
     assert line.status(behind)["eta_seconds"] == MODEL

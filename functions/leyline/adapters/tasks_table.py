@@ -6,6 +6,7 @@ The low-level client, not boto3's resource layer: creating the resource took twi
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,15 +15,35 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from leyline.models import ClientBacklog, QueueSnapshot, Task, TaskState, iso, parse_iso
+from leyline.models import ClientBacklog, LineSummary, Task, TaskState, iso, parse_iso
 from leyline.states import sources_of
 
-QUEUE_INDEX = "QueueIndex"
 CLIENT_INDEX = "ClientIndex"
-# Tasks waiting for or inside the model carry this partition key in the sparse QueueIndex.
-ACTIVE = "ACTIVE"
+# The line's own items share the table with the tasks, under keys no task id (a UUID) can take: the last
+# place given, and LINE_SHARDS identical copies of the LineSummary, all written in the same transaction, so
+# that the status reads (one copy each, chosen by task id) spread over LINE_SHARDS partition keys.
+LAST_PLACE_KEY = "line#last-place"
+LINE_SHARDS = 10
+LINE_KEY_PREFIX = "line#"
+# Conditional writes on the line's items lose to a concurrent one now and then: read again and retry.
+_ATTEMPTS = 8
 # Attributes whose names DynamoDB reserves, written as these placeholders in expressions.
-_RESERVED = {"#state": "state", "#queue": "queue"}
+_RESERVED = {"#state": "state"}
+
+
+def summary_key(shard: int) -> str:
+    return f"line#summary#{shard}"
+
+
+def summary_shard(task_id: str) -> int:
+    """A stable spread (crc32, not Python's per-process hash) of the status reads over the copies."""
+    return zlib.crc32(task_id.encode()) % LINE_SHARDS
+
+
+class _Contended(Exception):
+    """A line item changed between its read and the transaction: read again and retry."""
+
+
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
 
@@ -41,75 +62,96 @@ class TaskRepository:
         item = self._dynamodb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         return _from_item(_unmarshal(item)) if item else None
 
-    def mark_queued(self, task_id: str, seq: int, now: datetime, *, opened_since: datetime) -> bool:
-        """-> QUEUED, taking a place in line, while its upload window is open. False if the task moved on
-        already, its window closed (it was created before `opened_since`) or it is unknown."""
-        return self._move(
-            task_id,
-            TaskState.QUEUED,
-            "SET #state = :target, #queue = :active, queued_seq = :seq, queued_at = :now",
-            {":active": ACTIVE, ":seq": seq, ":now": iso(now), ":opened_since": iso(opened_since)},
-            also="created_at >= :opened_since",  # ISO 8601 UTC strings of one format sort as the times do
-        )
+    def mark_queued(self, task_id: str, now: datetime, *, opened_since: datetime) -> bool:
+        """-> QUEUED with the next place in line, while its upload window is open. False if the task moved on
+        already, its window closed (it was created before `opened_since`) or it is unknown.
 
-    def mark_processing(self, task_id: str, seq: int, now: datetime) -> bool:
-        """-> PROCESSING. A retry after a crash re-enters from PROCESSING and keeps its progress."""
-        return self._move(
+        The place and the task are written in one transaction, on the condition that the last place is still
+        the one read: a refused move uses no place, so places have no gaps and never repeat."""
+        for _ in range(_ATTEMPTS):
+            item = self._get_item(LAST_PLACE_KEY)
+            last = int(item["last_place"]) if item else 0
+            counter = _update(
+                self._table,
+                LAST_PLACE_KEY,
+                "SET last_place = :place",
+                {":place": last + 1} | ({":last": last} if item else {}),
+                "last_place = :last" if item else "attribute_not_exists(task_id)",
+            )
+            task = self._move_request(
+                task_id,
+                TaskState.QUEUED,
+                "SET #state = :target, queued_seq = :place, queued_at = :now",
+                {":place": last + 1, ":now": iso(now), ":opened_since": iso(opened_since)},
+                also="created_at >= :opened_since",  # ISO 8601 UTC strings of one format sort as the times do
+            )
+            try:
+                return self._transact(task, [counter])
+            except _Contended:
+                continue
+        raise RuntimeError(f"could not give task {task_id} a place in line: the line kept changing")
+
+    def mark_processing(self, task_id: str, now: datetime) -> bool:
+        """-> PROCESSING, entering the line summary's running tasks. A retry after a crash re-enters from
+        PROCESSING, keeps its place and progress, and restarts its clock."""
+        return self._move_in_line(
             task_id,
             TaskState.PROCESSING,
-            "SET #state = :target, #queue = :active, started_at = :now,"
-            " queued_seq = if_not_exists(queued_seq, :seq), queued_at = if_not_exists(queued_at, :now),"
-            " progress = if_not_exists(progress, :zero)",
-            {":active": ACTIVE, ":seq": seq, ":now": iso(now), ":zero": 0},
+            "SET #state = :target, started_at = :now, progress = if_not_exists(progress, :zero)",
+            {":now": iso(now), ":zero": 0},
+            now,
         )
 
     def set_progress(self, task_id: str, progress: int) -> bool:
         """Progress moves only inside the model: the PROCESSING -> PROCESSING transition."""
-        return self._move(
+        request = self._move_request(
             task_id,
             TaskState.PROCESSING,
             "SET progress = :progress",
             {":progress": progress},
             only=TaskState.PROCESSING,
         )
+        return self._move(request)
 
     def mark_succeeded(self, task_id: str, now: datetime) -> bool:
         """-> SUCCESS; False (and nothing written) if the task already ended otherwise, e.g. cancelled or failed."""
-        return self._move(
+        return self._move_in_line(
             task_id,
             TaskState.SUCCESS,
-            "SET #state = :target, progress = :done, finished_at = :now REMOVE #queue, waiting_client",
+            "SET #state = :target, progress = :done, finished_at = :now REMOVE waiting_client",
             {":done": 100, ":now": iso(now)},
+            now,
         )
 
     def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool:
         """Any unfinished task can fail; a finished one keeps its outcome."""
-        return self._move(
+        return self._move_in_line(
             task_id,
             TaskState.FAILURE,
             "SET #state = :target, finished_at = :now, error_code = :code, error_message = :message"
-            " REMOVE #queue, waiting_client",
+            " REMOVE waiting_client",
             {":now": iso(now), ":code": code, ":message": message},
+            now,
         )
 
     def mark_cancelled(self, task_id: str, now: datetime) -> bool:
-        """-> CANCELLED, leaving the line (QueueIndex) and the client's backlog at once; a finished task keeps
+        """-> CANCELLED, leaving the line (its summary) and the client's backlog at once; a finished task keeps
         its outcome. Progress stays where it was."""
-        return self._move(
+        return self._move_in_line(
             task_id,
             TaskState.CANCELLED,
-            "SET #state = :target, finished_at = :now REMOVE #queue, waiting_client",
+            "SET #state = :target, finished_at = :now REMOVE waiting_client",
             {":now": iso(now)},
+            now,
         )
 
     def delete(self, task_id: str) -> None:
         """Removes the record, whatever its state; nothing happens if there is none."""
         self._dynamodb.delete_item(TableName=self._table, Key=_marshal({"task_id": task_id}))
 
-    def queue_snapshot(self, seq: int) -> QueueSnapshot:
-        """Counts the active tasks that entered the line before `seq`; 0 when the task is first."""
-        ahead = self._count(QUEUE_INDEX, "#queue = :active AND queued_seq < :seq", {":active": ACTIVE, ":seq": seq})
-        return QueueSnapshot(ahead=ahead, head_started_at=self._head_started_at() if ahead else None)
+    def line_summary(self, task_id: str) -> LineSummary:
+        """One consistent GetItem of one copy of the summary, whatever the length of the line."""
+        return _summary_of(self._get_item(summary_key(summary_shard(task_id))))
 
     def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:
         """Tasks of `client` not yet finished, leaving out uploads that can no longer arrive
@@ -143,16 +185,64 @@ class TaskRepository:
                 return total
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _head_started_at(self) -> datetime | None:
-        """When the task at the head of the line entered the model, if it has."""
-        query = _expressions({":active": ACTIVE}, KeyConditionExpression="#queue = :active")
-        page = self._dynamodb.query(TableName=self._table, IndexName=QUEUE_INDEX, Limit=1, **query)
-        if not page["Items"]:
-            return None
-        head = self.get(str(_unmarshal(page["Items"][0])["task_id"]))
-        return head.started_at if head and head.state is TaskState.PROCESSING else None
+    def _get_item(self, key: str) -> dict[str, Any] | None:
+        item = self._dynamodb.get_item(TableName=self._table, Key=_marshal({"task_id": key}), ConsistentRead=True)
+        return _unmarshal(item["Item"]) if "Item" in item else None
 
-    def _move(
+    def _move_in_line(
+        self, task_id: str, target: TaskState, expression: str, values: dict[str, Any], now: datetime
+    ) -> bool:
+        """Moves the task to `target` as _move does and, when the move changes the line, the summary's copies
+        with it in one transaction (LineSummary.after_move). The task's state is read first and the write is
+        conditioned on it: a state or summary that changed meanwhile is read again."""
+        for _ in range(_ATTEMPTS):
+            task = self.get(task_id)
+            if task is None or task.state not in sources_of(target):
+                return False
+            after, summary_item = None, None
+            if task.queued_seq is not None:  # only a task that took a place in line moves the line
+                summary_item = self._get_item(summary_key(0))
+                after = _summary_of(summary_item).after_move(task.state, target, task.queued_seq, now)
+            request = self._move_request(task_id, target, expression, values, only=task.state)
+            if after is None:
+                if self._move(request):
+                    return True
+                continue
+            version = int(summary_item["version"]) if summary_item else 0
+            copies = [_summary_update(self._table, shard, after, version) for shard in range(LINE_SHARDS)]
+            try:
+                if self._transact(request, copies):
+                    return True
+            except _Contended:
+                pass
+        raise RuntimeError(f"could not move task {task_id} to {target}: it or the line kept changing")
+
+    def _transact(self, task: dict[str, Any], line: list[dict[str, Any]]) -> bool:
+        """Writes the task's update and the line's items together. False if the task's condition failed;
+        _Contended if a line item's did (or a concurrent transaction touched them)."""
+        try:
+            items: list[Any] = [{"Update": update} for update in [task, *line]]
+            self._dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False
+            raise _Contended(task["Key"]) from exc
+        return True
+
+    def _move(self, request: dict[str, Any]) -> bool:
+        """Makes one conditional update of _move_request alone. False if its condition refuses it."""
+        try:
+            self._dynamodb.update_item(**request)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _move_request(
         self,
         task_id: str,
         target: TaskState,
@@ -161,26 +251,16 @@ class TaskRepository:
         *,
         only: TaskState | None = None,
         also: str | None = None,
-    ) -> bool:
+    ) -> dict[str, Any]:
         """Moves the task to `target` (`:target` in `expression`), on the condition that its state is one the
-        transition table allows to move there (narrowed to `only`, and `also` when given). False if not."""
+        transition table allows to move there (narrowed to `only`, and `also` when given): the update, for
+        update_item (_move) or a transaction."""
         condition, sources = transition_condition(target, only=only)
         if also:
             condition = f"{condition} AND {also}"
         if ":target" in expression:  # DynamoDB refuses values an expression does not use
             values = values | {":target": target.value}
-        request = _expressions(
-            values | sources,
-            UpdateExpression=expression,
-            ConditionExpression=f"attribute_exists(task_id) AND {condition}",
-        )
-        try:
-            self._dynamodb.update_item(TableName=self._table, Key=_marshal({"task_id": task_id}), **request)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _update(self._table, task_id, expression, values | sources, f"attribute_exists(task_id) AND {condition}")
 
 
 def transition_condition(target: TaskState, *, only: TaskState | None = None) -> tuple[str, dict[str, str]]:
@@ -201,6 +281,38 @@ def _expressions(values: dict[str, Any], **expressions: str | None) -> dict[str,
     if names:
         request["ExpressionAttributeNames"] = names
     return request
+
+
+def _update(table: str, key: str, expression: str, values: dict[str, Any], condition: str) -> dict[str, Any]:
+    request = _expressions(values, UpdateExpression=expression, ConditionExpression=condition)
+    return {"TableName": table, "Key": _marshal({"task_id": key})} | request
+
+
+def _summary_update(table: str, shard: int, summary: LineSummary, version: int) -> dict[str, Any]:
+    """Writes a whole copy of the summary, on the condition that it is still the version the move read."""
+    values = {
+        ":cursor": summary.cursor,
+        ":running": {str(place): iso(started) for place, started in summary.running.items()},
+        ":removed": list(summary.removed),
+        ":version": version + 1,
+    }
+    condition = "attribute_not_exists(task_id)"
+    if version:
+        values[":read"] = version
+        condition = "version = :read"
+    expression = "SET line_cursor = :cursor, running = :running, removed = :removed, version = :version"
+    return _update(table, summary_key(shard), expression, values, condition)
+
+
+def _summary_of(item: dict[str, Any] | None) -> LineSummary:
+    if not item:
+        return LineSummary()
+    running = {int(place): parse_iso(started) for place, started in item.get("running", {}).items()}
+    return LineSummary(
+        cursor=int(item.get("line_cursor", 0)),
+        running={place: started for place, started in running.items() if started is not None},
+        removed=tuple(int(place) for place in item.get("removed", [])),
+    )
 
 
 def _marshal(item: dict[str, Any]) -> dict[str, Any]:

@@ -28,17 +28,12 @@ def upload_job(bucket: str, raw_key: str, size: float | None) -> UploadJob:
     return UploadJob(task_id=task_id_from_upload_key(key), bucket=bucket, key=key, size=int(size or 0))
 
 
-def queue_sequence(moment: datetime) -> int:
-    """Place in line: microseconds since the epoch at which the upload was seen."""
-    return int(moment.timestamp() * 1_000_000)
-
-
 def admit_upload(tasks: TaskStore, media: MediaStorage, settings: Settings, job: UploadJob, now: datetime) -> Admission:
     """A landed upload takes its task's place in line, only while the task waits for it within the upload
     window /status applies. A late upload (to a finished task, or after the window, when /status already
     shows FAILURE UPLOAD_EXPIRED) is ignored and its object removed: a final state stays final."""
     opened_since = now - upload_window(settings)
-    if tasks.mark_queued(job.task_id, queue_sequence(now), now, opened_since=opened_since):
+    if tasks.mark_queued(job.task_id, now, opened_since=opened_since):
         return Admission.QUEUED
     task = tasks.get(job.task_id)
     if task is not None and task.state in (TaskState.QUEUED, TaskState.PROCESSING):

@@ -3,7 +3,8 @@
 leyline.logic is written against these, never against leyline.adapters (a test fails if it imports them):
 the adapters (DynamoDB, S3, SQS) satisfy them on AWS, the in-memory fakes of tests/fakes.py in fast tests,
 and mypy checks both. A task store's transitions obey leyline.states.TRANSITIONS: each mark_* write
-succeeds only from a state the table allows to move to its target, and says False otherwise.
+succeeds only from a state the table allows to move to its target, and says False otherwise; a move in or out
+of the line updates the LineSummary in the same atomic write (LineSummary.after_move).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from leyline.models import ClientBacklog, PresignedPost, QueueSnapshot, StoredObject, Task
+from leyline.models import ClientBacklog, LineSummary, PresignedPost, StoredObject, Task
 
 Clock = Callable[[], datetime]
 """The current time, timezone-aware UTC (models.utc_now on AWS; a settable one in tests)."""
@@ -23,13 +24,14 @@ class TaskStore(Protocol):
 
     def get(self, task_id: str) -> Task | None: ...
 
-    def mark_queued(self, task_id: str, seq: int, now: datetime, *, opened_since: datetime) -> bool:
-        """PENDING -> QUEUED with its place in line, only while its upload window is open (created at
-        `opened_since` or later). False if the table refuses, the window closed or the task is unknown."""
+    def mark_queued(self, task_id: str, now: datetime, *, opened_since: datetime) -> bool:
+        """PENDING -> QUEUED with the next place in line (1, 2, 3...: no gap, no repeat), only while its upload
+        window is open (created at `opened_since` or later). False if the table refuses, the window closed or
+        the task is unknown."""
         ...
 
-    def mark_processing(self, task_id: str, seq: int, now: datetime) -> bool:
-        """Enters the model (again, after a crash: progress is kept)."""
+    def mark_processing(self, task_id: str, now: datetime) -> bool:
+        """Enters the model (again, after a crash: progress and place are kept, the clock restarts)."""
         ...
 
     def set_progress(self, task_id: str, progress: int) -> bool:
@@ -48,8 +50,9 @@ class TaskStore(Protocol):
         """Removes the task's record; nothing happens if there is none."""
         ...
 
-    def queue_snapshot(self, seq: int) -> QueueSnapshot:
-        """The unfinished tasks in line before place `seq`, and when the head of the line entered the model."""
+    def line_summary(self, task_id: str) -> LineSummary:
+        """The line as every move in and out of it left it (LineSummary), in one small read; `task_id` only
+        spreads the reads over the summary's copies."""
         ...
 
     def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:

@@ -13,7 +13,6 @@ from PIL import Image
 
 from leyline.config import Settings
 from leyline.errors import InvalidImage
-from leyline.logic.jobs import queue_sequence
 from leyline.logic.ports import Clock, MediaStorage, TaskStore
 from leyline.media.isolation import load_image_within
 from leyline.media.video import render_video
@@ -47,7 +46,7 @@ def run_model(tasks: TaskStore, media: MediaStorage, settings: Settings, job: Up
         return Outcome(job.task_id, task.state.value, ran=False)
     now = clock()
     waited = (now - task.queued_at).total_seconds() if task.queued_at else None
-    if not tasks.mark_processing(job.task_id, queue_sequence(now), now):
+    if not tasks.mark_processing(job.task_id, now):
         return _as_it_stands(tasks, job.task_id, ran=False)  # it ended between the read and the write
     progress = ProgressReporter(tasks, job.task_id, floor=task.progress)
     started = time.monotonic()

@@ -20,6 +20,7 @@ from leyline.logic.ports import MediaStorage, TaskStore
 from leyline.media.formats import ACCEPTED_NAMES, ALLOWED_UPLOAD_TYPES, sniff
 from leyline.models import (
     ClientBacklog,
+    LineSummary,
     Task,
     TaskState,
     TaskStatus,
@@ -32,6 +33,8 @@ from leyline.models import (
 
 # A presigned POST is checked when the upload starts; a slow upload may still land a little later.
 UPLOAD_GRACE = timedelta(minutes=5)
+# Tasks the model runs side by side (the model-slots issue will make it a template parameter).
+MODEL_SLOTS = 1
 UPLOAD_EXPIRED = "UPLOAD_EXPIRED"
 UPLOAD_EXPIRED_MESSAGE = "No image was uploaded before the upload link expired. Please start a new upload."
 
@@ -224,16 +227,32 @@ def _find(tasks: TaskStore, task_id: str, now: datetime) -> Task:
 
 
 def _place_in_line(tasks: TaskStore, settings: Settings, task: Task, now: datetime) -> tuple[int, float]:
-    """Tasks ahead, and seconds until this task's video is ready (the model runs one task at a time)."""
+    """Tasks ahead, and seconds until this task's video is ready: two reads (the task, one line summary)
+    however long the line is."""
     model = settings.model_seconds
     if task.state is TaskState.PROCESSING:
         return 0, _remaining(task.started_at, model, now)
     assert task.queued_seq is not None
-    snapshot = tasks.queue_snapshot(task.queued_seq)
-    if snapshot.ahead == 0:
-        return 0, model
-    head = _remaining(snapshot.head_started_at, model, now) if snapshot.head_started_at else model
-    return snapshot.ahead, head + (snapshot.ahead - 1) * model + model
+    return line_position(tasks.line_summary(task.task_id), task.queued_seq, model, now, slots=MODEL_SLOTS)
+
+
+def line_position(
+    summary: LineSummary, place: int, model_seconds: float, now: datetime, *, slots: int = 1
+) -> tuple[int, float]:
+    """The tasks that start before the waiting task at `place`, and when its video is ready, with `slots`
+    models side by side and a fixed model time T.
+
+    Each slot frees when its running task ends (now for an idle slot); the waiting tasks ahead take the
+    slots in order, so the q-th of them (from 0) starts at free[q mod N] + (q div N) * T, and this task,
+    the one after the q ahead, the same way: exact while T is fixed (every remaining time is at most T)."""
+    waiting = summary.waiting_ahead(place)
+    # Only the runs of earlier places: the task itself may have started between its read and the summary's.
+    ahead_running = [started for running, started in summary.running.items() if running < place]
+    busy = [_remaining(started, model_seconds, now) for started in ahead_running]
+    free = sorted(busy + [0.0] * max(0, slots - len(busy)))  # an idle slot is free now
+    lanes = len(free) or 1
+    start = free[waiting % lanes] + (waiting // lanes) * model_seconds
+    return len(ahead_running) + waiting, start + model_seconds
 
 
 def _remaining(started_at: datetime | None, model_seconds: float, now: datetime) -> float:
