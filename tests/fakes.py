@@ -102,38 +102,22 @@ class FakeTaskStore:
             return True
 
     def mark_succeeded(self, task_id: str, now: datetime) -> bool:
-        with self._lock:
-            record = self._movable(task_id, TaskState.SUCCESS)
-            if record is None:
-                return False
-            self._move_line(record.task, TaskState.SUCCESS, now)
-            record.task.state, record.task.progress, record.task.finished_at = TaskState.SUCCESS, 100, _ms(now)
-            record.waiting_client = None
-            return True
+        return self._finish(task_id, TaskState.SUCCESS, now, progress=100)
 
     def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool:
-        with self._lock:
-            record = self._movable(task_id, TaskState.FAILURE)
-            if record is None:
-                return False
-            task = record.task
-            self._move_line(task, TaskState.FAILURE, now)
-            task.state, task.finished_at, task.error_code, task.error_message = (
-                TaskState.FAILURE,
-                _ms(now),
-                code,
-                message,
-            )
-            record.waiting_client = None
-            return True
+        return self._finish(task_id, TaskState.FAILURE, now, error_code=code, error_message=message)
 
     def mark_cancelled(self, task_id: str, now: datetime) -> bool:
+        return self._finish(task_id, TaskState.CANCELLED, now)
+
+    def _finish(self, task_id: str, target: TaskState, now: datetime, **fields: Any) -> bool:
+        """A move to a final state: out of the line and out of the client's count, as the adapter's REMOVE."""
         with self._lock:
-            record = self._movable(task_id, TaskState.CANCELLED)
+            record = self._movable(task_id, target)
             if record is None:
                 return False
-            self._move_line(record.task, TaskState.CANCELLED, now)
-            record.task.state, record.task.finished_at = TaskState.CANCELLED, _ms(now)
+            self._move_line(record.task, target, now)
+            record.task = replace(record.task, state=target, finished_at=_ms(now), **fields)
             record.waiting_client = None
             return True
 
@@ -148,14 +132,14 @@ class FakeTaskStore:
     def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:
         with self._lock:
             waiting = [r.task for r in self._records.values() if r.waiting_client == client]
-            in_line = sum(1 for task in waiting if task.state is not TaskState.PENDING)
+            in_line = tuple(task.task_id for task in waiting if task.state is not TaskState.PENDING)
             tickets = sorted(
                 task.created_at
                 for task in waiting
                 if task.state is TaskState.PENDING and _ms(task.created_at) >= _ms(pending_since)
             )
             return ClientBacklog(
-                in_line=in_line, open_tickets=len(tickets), oldest_ticket_at=tickets[0] if tickets else None
+                in_line_ids=in_line, open_tickets=len(tickets), oldest_ticket_at=tickets[0] if tickets else None
             )
 
     def _move_line(self, task: Task, target: TaskState, now: datetime) -> None:

@@ -136,9 +136,13 @@ class LineSummary:
 class ClientBacklog:
     """One client's unfinished tasks, as the cap on them counts them."""
 
-    in_line: int  # uploaded: waiting for the model or inside it
+    in_line_ids: tuple[str, ...]  # uploaded: waiting for the model or inside it
     open_tickets: int  # PENDING, their upload window still open
     oldest_ticket_at: datetime | None  # when the oldest of those open tickets was created
+
+    @property
+    def in_line(self) -> int:
+        return len(self.in_line_ids)
 
     @property
     def unfinished(self) -> int:

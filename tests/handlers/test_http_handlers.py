@@ -418,9 +418,10 @@ def test_retry_after_says_when_a_place_of_the_client_frees(invoke, aws, monkeypa
     # after it was made: 15 min link + 5 min grace), not one model run
     assert 50 <= refused_retry_after(invoke) <= 61
 
-    # When that ticket's upload lands instead (its task is in line), Then a place frees when a task of
-    # the client finishes: one model run (ModelSeconds is 1 here)
+    # When that ticket's upload lands instead (its task is first in line), Then a place frees when that task
+    # is done, at its ETA: one model run (ModelSeconds is 1 here)
     mark(aws, template, older, "QUEUED")
+    set_task_fields(aws, template, older, queued_seq=1)
     assert refused_retry_after(invoke) == 1
 
     # And for another client with only fresh tickets, it is the whole window

@@ -171,6 +171,30 @@ def test_with_a_task_in_line_a_place_frees_one_model_run_from_now(world):
     assert refused.value.retry_after == MODEL
 
 
+def test_with_a_task_of_the_client_running_a_place_frees_when_it_is_done(world):
+    # Given a client at its allowance whose task in line entered the model 10 s ago, and one fresh ticket
+    running = world.queued()
+    assert world.tasks.mark_processing(running, world.clock())
+    world.clock.advance(10)
+    world.ticket()
+    # Then Retry-After is what that run has left, its ETA: not a whole model run, nor the ticket's window
+    with pytest.raises(TooManyTasks) as refused:
+        world.ticket()
+    assert refused.value.retry_after == MODEL - 10 == world.status(running)["eta_seconds"]
+
+
+def test_a_client_whose_tasks_wait_behind_others_is_told_when_its_first_one_is_done(world):
+    # Given another client's task running for 5 s, then this client's two tasks waiting behind it
+    other = world.queued(client="203.0.113.7")
+    assert world.tasks.mark_processing(other, world.clock())
+    world.clock.advance(5)
+    mine = [world.queued(), world.queued()]
+    # Then Retry-After is the ETA of the first of them: the other's remaining run plus its own
+    with pytest.raises(TooManyTasks) as refused:
+        world.ticket()
+    assert refused.value.retry_after == (MODEL - 5) + MODEL == world.status(mine[0])["eta_seconds"]
+
+
 def test_a_finished_task_frees_its_place(world):
     task_id = world.queued()
     world.ticket()

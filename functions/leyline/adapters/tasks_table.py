@@ -157,7 +157,7 @@ class TaskRepository:
         """Tasks of `client` not yet finished, leaving out uploads that can no longer arrive
         (PENDING since before `pending_since`), and when its oldest open upload ticket was created."""
         pending = {":client": client, ":pending": TaskState.PENDING.value}
-        in_line = self._count(CLIENT_INDEX, "waiting_client = :client", pending, where="#state <> :pending")
+        in_line = self._task_ids(CLIENT_INDEX, "waiting_client = :client", pending, where="#state <> :pending")
         query = _expressions(
             pending | {":since": iso(pending_since)},
             KeyConditionExpression="waiting_client = :client AND created_at >= :since",
@@ -173,16 +173,17 @@ class TaskRepository:
                 break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         oldest = parse_iso(tickets[0]) if tickets else None
-        return ClientBacklog(in_line=in_line, open_tickets=len(tickets), oldest_ticket_at=oldest)
+        return ClientBacklog(in_line_ids=tuple(in_line), open_tickets=len(tickets), oldest_ticket_at=oldest)
 
-    def _count(self, index: str, key: str, values: dict[str, Any], where: str | None = None) -> int:
+    def _task_ids(self, index: str, key: str, values: dict[str, Any], where: str) -> list[str]:
+        """The task ids an index query finds (every index holds the table's key)."""
         query = _expressions(values, KeyConditionExpression=key, FilterExpression=where)
-        total = 0
+        found: list[str] = []
         while True:
-            page = self._dynamodb.query(TableName=self._table, IndexName=index, Select="COUNT", **query)
-            total += int(page["Count"])
+            page = self._dynamodb.query(TableName=self._table, IndexName=index, ProjectionExpression="task_id", **query)
+            found += [str(_unmarshal(item)["task_id"]) for item in page["Items"]]
             if "LastEvaluatedKey" not in page:
-                return total
+                return found
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _get_item(self, key: str) -> dict[str, Any] | None:

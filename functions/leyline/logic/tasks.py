@@ -170,7 +170,7 @@ def _check_client_allowance(tasks: TaskStore, settings: Settings, client: str, n
     limit = settings.max_waiting_tasks_per_client
     backlog = tasks.client_backlog(client, pending_since=now - upload_window(settings))
     if backlog.unfinished >= limit:
-        wait = _seconds_until_a_slot_frees(backlog, settings, now)
+        wait = _seconds_until_a_slot_frees(tasks, backlog, settings, now)
         raise TooManyTasks(
             f"You already have {limit} videos waiting for their upload or for the model;"
             f" one of them frees its place in about {wait} s.",
@@ -178,18 +178,25 @@ def _check_client_allowance(tasks: TaskStore, settings: Settings, client: str, n
         )
 
 
-def _seconds_until_a_slot_frees(backlog: ClientBacklog, settings: Settings, now: datetime) -> int:
+def _seconds_until_a_slot_frees(tasks: TaskStore, backlog: ClientBacklog, settings: Settings, now: datetime) -> int:
     """Retry-After: the soonest moment one of the client's places frees.
 
-    An unused upload ticket frees its place when its upload window closes; a task in line frees one when
-    it finishes, one model run from now at best (the client index the API reads holds states, not places
-    in line, so a client whose tasks are further back is told again when it retries)."""
-    candidates: list[float] = []
+    An unused upload ticket frees its place when its upload window closes; a task in line frees one when it
+    finishes, at its ETA. Reading each of the client's tasks in line costs at most the cap's number of reads,
+    and only on a refusal."""
+    candidates = [_ready_in(tasks, task_id, settings, now) for task_id in backlog.in_line_ids]
     if backlog.oldest_ticket_at is not None:
         candidates.append((backlog.oldest_ticket_at + upload_window(settings) - now).total_seconds())
-    if backlog.in_line:
-        candidates.append(settings.model_seconds)
-    return max(1, math.ceil(min(candidates, default=settings.model_seconds)))
+    known = [seconds for seconds in candidates if seconds is not None]
+    return max(1, math.ceil(min(known, default=settings.model_seconds)))
+
+
+def _ready_in(tasks: TaskStore, task_id: str, settings: Settings, now: datetime) -> float | None:
+    """Seconds until a task in line finishes; None if it finished (or went) between the two reads."""
+    task = tasks.get(task_id)
+    if task is None or task.state not in (TaskState.QUEUED, TaskState.PROCESSING) or task.queued_seq is None:
+        return None
+    return _place_in_line(tasks, settings, task, now)[1]
 
 
 def upload_window(settings: Settings) -> timedelta:
