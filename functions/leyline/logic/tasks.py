@@ -184,19 +184,19 @@ def _seconds_until_a_slot_frees(tasks: TaskStore, backlog: ClientBacklog, settin
     An unused upload ticket frees its place when its upload window closes; a task in line frees one when it
     finishes, at its ETA. Reading each of the client's tasks in line costs at most the cap's number of reads,
     and only on a refusal."""
-    candidates = [_ready_in(tasks, task_id, settings, now) for task_id in backlog.in_line_ids]
+    candidates: list[float] = []
+    if backlog.in_line_ids:
+        summary = tasks.line_summary(backlog.in_line_ids[0])  # one read: every copy of the summary is the same
+        in_line = (tasks.get(task_id) for task_id in backlog.in_line_ids)
+        candidates += [_place(task, summary, settings, now)[1] for task in in_line if task and _is_in_line(task)]
     if backlog.oldest_ticket_at is not None:
         candidates.append((backlog.oldest_ticket_at + upload_window(settings) - now).total_seconds())
-    known = [seconds for seconds in candidates if seconds is not None]
-    return max(1, math.ceil(min(known, default=settings.model_seconds)))
+    return max(1, math.ceil(min(candidates, default=settings.model_seconds)))
 
 
-def _ready_in(tasks: TaskStore, task_id: str, settings: Settings, now: datetime) -> float | None:
-    """Seconds until a task in line finishes; None if it finished (or went) between the two reads."""
-    task = tasks.get(task_id)
-    if task is None or task.state not in (TaskState.QUEUED, TaskState.PROCESSING) or task.queued_seq is None:
-        return None
-    return _place_in_line(tasks, settings, task, now)[1]
+def _is_in_line(task: Task) -> bool:
+    """Still waiting for the model or inside it (it may have finished between the index read and this one)."""
+    return task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None
 
 
 def upload_window(settings: Settings) -> timedelta:
@@ -236,11 +236,17 @@ def _find(tasks: TaskStore, task_id: str, now: datetime) -> Task:
 def _place_in_line(tasks: TaskStore, settings: Settings, task: Task, now: datetime) -> tuple[int, float]:
     """Tasks ahead, and seconds until this task's video is ready: two reads (the task, one line summary)
     however long the line is."""
-    model = settings.model_seconds
+    summary = None if task.state is TaskState.PROCESSING else tasks.line_summary(task.task_id)
+    return _place(task, summary, settings, now)
+
+
+def _place(task: Task, summary: LineSummary | None, settings: Settings, now: datetime) -> tuple[int, float]:
+    """As _place_in_line, with the line summary already read (a running task needs none)."""
     if task.state is TaskState.PROCESSING:
-        return 0, _remaining(task.started_at, model, now)
+        return 0, _remaining(task.started_at, settings.model_seconds, now)
+    assert summary is not None
     assert task.queued_seq is not None
-    return line_position(tasks.line_summary(task.task_id), task.queued_seq, model, now, slots=MODEL_SLOTS)
+    return line_position(summary, task.queued_seq, settings.model_seconds, now, slots=MODEL_SLOTS)
 
 
 def line_position(
