@@ -1,0 +1,100 @@
+"""moto's DynamoDB as the local stack runs it (infra/moto_dynamodb.py): a refused transaction leaves every item,
+and the table's stream, as they were, while its rollback copies only the items the transaction names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+
+from infra.moto_dynamodb import serialise_writes
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A table with a key-only schema and a stream, on moto's in-process mock with the local stack's changes."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    serialise_writes()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName="things",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        yield client
+
+
+def _stream_length() -> int:
+    shard = dynamodb_backends[ACCOUNT][REGION].tables["things"].stream_shard
+    assert shard is not None
+    return len(shard.items)
+
+
+def test_a_refused_transaction_changes_no_item_and_adds_no_stream_record(dynamodb: Any) -> None:
+    # Given two items
+    dynamodb.put_item(TableName="things", Item={"id": {"S": "a"}, "n": {"N": "1"}})
+    dynamodb.put_item(TableName="things", Item={"id": {"S": "b"}, "n": {"N": "1"}})
+    records_before = _stream_length()
+    # When a transaction updates one, puts a new one, deletes the other, then fails its last condition
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Update": {"TableName": "things", "Key": {"id": {"S": "a"}}, "UpdateExpression": "SET n = :two",
+                            "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+                {"Put": {"TableName": "things", "Item": {"id": {"S": "c"}}}},
+                {"Delete": {"TableName": "things", "Key": {"id": {"S": "b"}}}},
+                {"ConditionCheck": {"TableName": "things", "Key": {"id": {"S": "missing"}},
+                                    "ConditionExpression": "attribute_exists(id)"}},
+            ]
+        )  # fmt: skip
+    # Then every item is as it was, and the stream holds no record of the refused writes
+    items = {item["id"]["S"]: item for item in dynamodb.scan(TableName="things")["Items"]}
+    assert sorted(items) == ["a", "b"]
+    assert items["a"]["n"] == {"N": "1"}
+    assert _stream_length() == records_before
+
+
+def test_an_accepted_transaction_applies_every_action(dynamodb: Any) -> None:
+    # Given one item
+    dynamodb.put_item(TableName="things", Item={"id": {"S": "a"}, "n": {"N": "1"}})
+    # When a transaction whose conditions hold updates it and puts another
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Update": {"TableName": "things", "Key": {"id": {"S": "a"}}, "UpdateExpression": "SET n = :two",
+                        "ConditionExpression": "n = :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":two": {"N": "2"}}}},
+            {"Put": {"TableName": "things", "Item": {"id": {"S": "b"}}}},
+        ]
+    )  # fmt: skip
+    # Then both writes are there, each with its stream record
+    items = {item["id"]["S"]: item for item in dynamodb.scan(TableName="things")["Items"]}
+    assert items["a"]["n"] == {"N": "2"}
+    assert "b" in items
+    assert _stream_length() == 3
+
+
+def test_a_transaction_does_not_copy_the_table_it_writes(dynamodb: Any) -> None:
+    # Given a table
+    table = dynamodb_backends[ACCOUNT][REGION].tables["things"]
+    # When a transaction on it is refused (moto's own rollback put a deep copy of the whole table in its place)
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "things", "Item": {"id": {"S": "a"}},
+                         "ConditionExpression": "attribute_exists(id)"}},
+            ]
+        )  # fmt: skip
+    # Then the table is the same object: the rollback restored items, not a copy of every item
+    assert dynamodb_backends[ACCOUNT][REGION].tables["things"] is table
