@@ -168,8 +168,9 @@ def test_the_history_survives_a_reload_and_reopens_a_video_on_a_phone(
 def test_the_file_picker_is_reachable_and_usable_with_the_keyboard(
     web_stack: LocalStack, page: Page, console: Console, photo: Path
 ) -> None:
-    # Given the page
+    # Given the page, ready (it has read GET /config: until then it shows nothing of the API)
     page.goto(web_stack.api_url)
+    expect(page.locator("body")).to_have_attribute("data-mode", "open")
 
     # When a keyboard user tabs once, Then the file picker has the focus, under its label
     page.keyboard.press("Tab")

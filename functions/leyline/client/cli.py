@@ -399,6 +399,9 @@ def _ask(prompt: str) -> str:
 
 
 def _secret(prompt: str) -> str:
+    """Typed on a terminal without echo; read as a line when stdin is a pipe (a script, nothing to echo to)."""
+    if not sys.stdin.isatty():
+        return _ask(prompt)
     try:
         return getpass.getpass(prompt, stream=sys.stderr)
     except EOFError:
