@@ -72,7 +72,7 @@ def _bad_tokens(alice: User) -> dict[str, str]:
         "three garbage parts": "abc.def.ghi",
         "expired": _signed({**claims, "exp": int(time.time()) - 60}, key),
         "signed with another key": _signed(claims, other_key),
-        "alg none": jwt.encode(claims, None, algorithm="none", headers={"kid": "dummy"}),
+        "alg none": jwt.encode(claims, "", algorithm="none", headers={"kid": "dummy"}),
         "wrong issuer": _signed({**claims, "iss": claims["iss"].rsplit("/", 1)[0] + "/us-east-1_SomeOtherPool"}, key),
         "wrong client_id": _signed({**claims, "client_id": "another-app-client"}, key),
         "an id token for another audience": _signed({**claims, "aud": "another-app-client"}, key),

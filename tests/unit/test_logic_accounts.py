@@ -95,7 +95,7 @@ def test_switching_modes_loses_no_record(world):
     # ...and back in open mode (no user), both are there, as they were
     assert world.status(anonymous, None)["state"] == "PENDING"
     assert world.status(alices, None)["state"] == "PENDING"
-    assert world.tasks.get(alices).owner == ALICE  # type: ignore[union-attr]
+    assert world.tasks.get(alices).owner == ALICE
 
 
 def test_a_history_is_read_newest_first_page_by_page_with_nothing_missing_or_repeated(world):
