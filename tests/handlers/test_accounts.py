@@ -286,3 +286,22 @@ def _finish(invoke: Invoke, task_id: str) -> None:
     """Alice cancels the task: it ends, and no longer counts towards her cap."""
     response = invoke("ApiFunction", on_task("http-cancel-task.json", "/tasks/{task_id}/cancel", task_id, ALICE))
     assert body(response)["state"] == "CANCELLED"
+
+
+def test_the_openapi_document_lists_the_new_routes_and_the_token_they_need(invoke):
+    # Given accounts mode, when GET /openapi.json is asked (public)
+    event = sample_event("http-get-config.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+    document = body(invoke("ApiFunction", event))
+
+    # Then GET /tasks (with its page parameters) and GET /config are documented
+    listing = document["paths"]["/tasks"]["get"]
+    assert {parameter["name"] for parameter in listing["parameters"]} == {"limit", "cursor"}
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("TaskPageBody")
+    assert "ConfigBody" in document["components"]["schemas"]
+    # And every task route needs the bearer token, GET /config none
+    assert document["components"]["securitySchemes"]["CognitoUser"]["scheme"] == "bearer"
+    assert "security" not in document["paths"]["/config"]["get"]
+    for path in ("/tasks", "/status/{task_id}", "/uploads", "/tasks/{task_id}"):
+        for operation in document["paths"][path].values():
+            assert operation["security"] == [{"CognitoUser": []}], path

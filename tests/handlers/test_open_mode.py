@@ -37,3 +37,12 @@ def test_get_tasks_needs_accounts(invoke):
     assert response["statusCode"] == 401
     assert body(response)["error"]["code"] == "UNAUTHORIZED"
     assert "AccessMode=accounts" in body(response)["error"]["message"]
+
+
+def test_the_openapi_document_asks_for_no_token(invoke):
+    event = sample_event("http-get-config.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+    document = body(invoke("ApiFunction", event))
+    assert "securitySchemes" not in document["components"]
+    assert {"/tasks", "/config"} <= set(document["paths"])
+    assert all("security" not in op for operations in document["paths"].values() for op in operations.values())

@@ -325,7 +325,49 @@ def _openapi_document() -> str:
     }
     for path in ("/uploads", "/upload"):
         document["paths"][path]["post"].setdefault("parameters", []).append(_IDEMPOTENCY_KEY_PARAMETER)
+    document["paths"]["/tasks"]["get"]["parameters"] = _PAGE_PARAMETERS
+    if settings.accounts:
+        _document_the_authorizer(document)
     return json.dumps(document)
+
+
+_PUBLIC_PATHS = ("/config",)  # with / and /openapi.json, which the document leaves out
+
+
+def _document_the_authorizer(document: dict[str, Any]) -> None:
+    """accounts mode: every task route needs a Cognito access token (API Gateway's JWT authorizer)."""
+    document["components"]["securitySchemes"] = {
+        "CognitoUser": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A Cognito access token of the user pool GET /config names; a missing or invalid one is"
+            ' API Gateway\'s 401 {"message": "Unauthorized"}.',
+        }
+    }
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path not in _PUBLIC_PATHS:
+                operation["security"] = [{"CognitoUser": []}]
+                operation["responses"].setdefault("401", {"description": "No valid access token"})
+
+
+_PAGE_PARAMETERS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Tasks per page.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "The previous page's next_cursor (opaque); without it, the newest tasks.",
+        "schema": {"type": "string", "minLength": 1},
+    },
+]
 
 
 _IDEMPOTENCY_KEY_PARAMETER = {
