@@ -149,7 +149,11 @@ class Cognito:
             reason = getattr(exc, "reason", exc)
             text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
             raise Unreachable(f"cannot reach the sign-in service at {self.config.endpoint}: {text}") from None
-        answer = json.loads(raw or b"{}")
+        try:
+            answer = json.loads(raw or b"{}")
+        except ValueError:
+            message = f"the sign-in service at {self.config.endpoint} did not answer with JSON"
+            raise AccountError(message, "BAD_RESPONSE") from None
         return answer if isinstance(answer, dict) else {}
 
 
