@@ -176,7 +176,7 @@ def _cognito_error(body: bytes) -> AccountError:
 _ACCOUNT_MESSAGES = {
     "UsernameExistsException": "an account with this email already exists: sign in with `leyline login`",
     "CodeMismatchException": "that confirmation code is not right: check the email and try again",
-    "ExpiredCodeException": "that confirmation code has expired: sign up again to get a new one",
+    "ExpiredCodeException": "that confirmation code has expired: ask the service's administrator to confirm you",
     "TooManyRequestsException": "too many attempts: wait a minute and try again",
     "LimitExceededException": "too many attempts: wait a minute and try again",
     "TooManyFailedAttemptsException": "too many attempts: wait a minute and try again",
