@@ -92,6 +92,32 @@ def test_on_a_port_other_than_8080_the_page_uploads_by_either_host_name(
     assert console.errors == []
 
 
+def test_in_open_mode_nobody_signs_in_and_no_token_is_sent(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path
+) -> None:
+    # Given the stack in open mode (its default), and every request the page makes
+    requests_made: list[tuple[str, dict[str, str]]] = []
+    page.on("request", lambda request: requests_made.append((request.url, request.headers)))
+
+    # When a person opens the page
+    page.goto(web_stack.api_url)
+
+    # Then it is the anonymous page: no sign-in form or account bar, the upload and this browser's history
+    expect(page.locator("body")).to_have_attribute("data-mode", "open")
+    expect(page.locator("#account-card")).to_be_hidden()
+    expect(page.locator("#account-bar")).to_be_hidden()
+    expect(page.get_by_role("heading", name="New video")).to_be_visible()
+    expect(page.get_by_role("heading", name="Made in this browser")).to_be_visible()
+
+    # And an upload goes without any Authorization header, to the API alone (nothing to a sign-in service)
+    page.get_by_label("Choose an image").set_input_files(photo)
+    expect(page.locator("#history button").filter(has_text=photo.name)).to_have_count(1, timeout=DONE_TIMEOUT_MS)
+    assert any(url.endswith("/uploads") for url, _ in requests_made)
+    assert [url for url, headers in requests_made if "authorization" in headers] == []
+    assert [url for url, headers in requests_made if "x-amz-target" in headers] == []
+    assert console.errors == []
+
+
 def test_a_file_that_is_not_an_image_is_refused_before_uploading(
     web_stack: LocalStack, page: Page, console: Console
 ) -> None:
