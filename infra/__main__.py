@@ -30,7 +30,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from infra.functions import Console
-from infra.moto_dynamodb import serialise_writes
+from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.provision import provision
 from infra.runtime import LocalRuntime
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, Settings
@@ -112,6 +112,7 @@ def _start_moto(port: int) -> ThreadedMotoServer:
         probe.bind(("127.0.0.1", port))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
     serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
+    partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()

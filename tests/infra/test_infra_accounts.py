@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from infra.jwt_authorizer import jwks_url
+from infra.moto_dynamodb import partitioned_index_queries
 from infra.provision import provision
 from infra.template import Stack, TemplateError, load_stack
 from tests.mocked_aws import provisioned
@@ -164,3 +167,58 @@ def test_an_unknown_or_circular_condition_is_a_template_error(tmp_path):
     circular = CONDITIONAL.replace("IsA: !Equals [!Ref Mode, a]", "IsA: !Not [!Condition NeitherAB]")
     with pytest.raises(TemplateError, match="depends on itself"):
         load_stack(_template(tmp_path, circular))
+
+
+def test_an_index_query_on_moto_reads_its_partition_with_moto_s_own_answer():
+    # Given moto with index queries that read one partition, and a table whose index holds three partitions
+    partitioned_index_queries()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "owner", "AttributeType": "S"},
+                {"AttributeName": "at", "AttributeType": "N"},
+            ],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "ByOwner",
+                    "KeySchema": [
+                        {"AttributeName": "owner", "KeyType": "HASH"},
+                        {"AttributeName": "at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        for index in range(30):
+            item = {"id": {"S": f"task-{index:02d}"}, "at": {"N": str(index)}}
+            if index % 3:  # a third of the items have no owner: they are in no partition of the sparse index
+                item["owner"] = {"S": f"user-{index % 3}"}
+            dynamodb.put_item(TableName="t", Item=item)
+
+        # When one partition is read newest first, 4 at a time
+        pages, start = [], None
+        while True:
+            page = dynamodb.query(
+                TableName="t",
+                IndexName="ByOwner",
+                KeyConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": "user-1"}},
+                ScanIndexForward=False,
+                Limit=4,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            pages.append([item["id"]["S"] for item in page["Items"]])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+
+        # Then it holds exactly that partition's items, in the index's order, across pages
+        assert [task for page in pages for task in page] == [f"task-{i:02d}" for i in range(28, 0, -3)]
+        # And a scan still sees every item (the table itself is untouched)
+        assert dynamodb.scan(TableName="t")["Count"] == 30
