@@ -222,3 +222,26 @@ def test_an_index_query_on_moto_reads_its_partition_with_moto_s_own_answer():
         assert [task for page in pages for task in page] == [f"task-{i:02d}" for i in range(28, 0, -3)]
         # And a scan still sees every item (the table itself is untouched)
         assert dynamodb.scan(TableName="t")["Count"] == 30
+
+        # And a write shows in the next query at once: a new item joins the partition, a moved one leaves it
+        def partition(owner: str) -> list[str]:
+            found = dynamodb.query(
+                TableName="t",
+                IndexName="ByOwner",
+                KeyConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": owner}},
+                ScanIndexForward=False,
+            )
+            return [item["id"]["S"] for item in found["Items"]]
+
+        dynamodb.put_item(TableName="t", Item={"id": {"S": "new"}, "at": {"N": "99"}, "owner": {"S": "user-1"}})
+        dynamodb.update_item(
+            TableName="t",
+            Key={"id": {"S": "task-28"}},
+            UpdateExpression="SET #o = :o",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":o": {"S": "user-2"}},
+        )
+        assert partition("user-1")[:2] == ["new", "task-25"]
+        assert "task-28" in partition("user-2")
