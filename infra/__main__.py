@@ -34,7 +34,7 @@ from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.provision import provision
 from infra.runtime import LocalRuntime
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, Settings
-from infra.template import Stack, TemplateError
+from infra.template import SERVICE_ASSIGNED_IDS, Stack, TemplateError
 
 _MOTO_START_SECONDS = 10.0
 _SOURCE = "infra"
@@ -140,6 +140,8 @@ def _announce(
     for logical_id, resource in stack.resources.items():
         if resource.type in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::SQS::Queue"):
             console.line(_SOURCE, f"{resource.type:<22} {logical_id}: {stack.physical_name(logical_id)}")
+        elif resource.type in SERVICE_ASSIGNED_IDS:  # accounts mode: what GET /config names, for the aws CLI
+            console.line(_SOURCE, f"{resource.type:<22} {logical_id}: {stack.ref(logical_id)}")
     for pool in runtime.pools.values():
         sources = ", ".join(s.queue_logical_id for s in pool.spec.sqs_sources)
         routes = ", ".join(f"{m} {p}" for m, p in pool.spec.http_routes)
