@@ -39,19 +39,25 @@ def upload(api_url: str, image: bytes) -> tuple[str, float]:
 class StatusClient:
     """GET /status/<id> on one persistent connection, as a browser polling the page would."""
 
-    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+        """`headers`: sent with every request (e.g. Authorization in accounts mode)."""
         parts = urlsplit(api_url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._timeout = timeout
+        self._headers = headers or {}
         self._connection: http.client.HTTPConnection | None = None
 
     def get(self, task_id: str) -> tuple[int, dict[str, Any]]:
         """The HTTP status code and JSON body; reconnects once if the server closed the connection."""
+        return self.get_path(f"/status/{task_id}")
+
+    def get_path(self, path: str) -> tuple[int, dict[str, Any]]:
+        """GET `path` on the connection: the HTTP status code and JSON body."""
         for attempt in (1, 2):
             connection = self._connection or http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
             self._connection = connection
             try:
-                connection.request("GET", f"/status/{task_id}")
+                connection.request("GET", path, headers=self._headers)
                 response = connection.getresponse()
                 body = response.read()
             except (http.client.HTTPException, OSError):

@@ -22,11 +22,18 @@ def template_model_seconds() -> float:
 
 
 @contextmanager
-def bench_stack(model_seconds: float, name: str, env: Mapping[str, str] | None = None) -> Iterator[LocalStack]:
-    """A running stack whose model takes `model_seconds`, stopped on the way out. Its log (and anything else
-    the benchmark keeps in `stack.log_path.parent`) is deleted after a clean run and kept after a failure."""
+def bench_stack(
+    model_seconds: float,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    parameter_overrides: Mapping[str, str] | None = None,
+) -> Iterator[LocalStack]:
+    """A running stack whose model takes `model_seconds` (and `parameter_overrides`, e.g. AccessMode), stopped on
+    the way out. Its log (and anything else the benchmark keeps in `stack.log_path.parent`) is deleted after a
+    clean run and kept after a failure."""
     declared = Settings().load_stack().parameters
     overrides = {key: value for key, value in _LIFTED_LIMITS.items() if key in declared}
+    overrides.update(parameter_overrides or {})
     workdir = Path(tempfile.mkdtemp(prefix=f"leyline-bench-{name}-"))
     stack = LocalStack(
         env={"LEYLINE_MODEL_SECONDS": f"{model_seconds:g}", **(env or {})},

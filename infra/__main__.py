@@ -30,11 +30,11 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from infra.functions import Console
-from infra.moto_dynamodb import serialise_writes
+from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.provision import provision
 from infra.runtime import LocalRuntime
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, Settings
-from infra.template import Stack, TemplateError
+from infra.template import SERVICE_ASSIGNED_IDS, Stack, TemplateError
 
 _MOTO_START_SECONDS = 10.0
 _SOURCE = "infra"
@@ -112,6 +112,7 @@ def _start_moto(port: int) -> ThreadedMotoServer:
         probe.bind(("127.0.0.1", port))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
     serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
+    partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()
@@ -139,6 +140,8 @@ def _announce(
     for logical_id, resource in stack.resources.items():
         if resource.type in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::SQS::Queue"):
             console.line(_SOURCE, f"{resource.type:<22} {logical_id}: {stack.physical_name(logical_id)}")
+        elif resource.type in SERVICE_ASSIGNED_IDS:  # accounts mode: what GET /config names, for the aws CLI
+            console.line(_SOURCE, f"{resource.type:<22} {logical_id}: {stack.ref(logical_id)}")
     for pool in runtime.pools.values():
         sources = ", ".join(s.queue_logical_id for s in pool.spec.sqs_sources)
         routes = ", ".join(f"{m} {p}" for m, p in pool.spec.http_routes)

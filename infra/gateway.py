@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.functions import Console, FunctionPool, Invocation, PayloadTooLargeError
 from infra.http1 import Connection, ProtocolError, Request
+from infra.jwt_authorizer import Authorized, JwtVerifier, Unauthorized
 from infra.template import CorsConfig, HttpApiSpec, Stack
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -97,11 +98,14 @@ class Gateway:
         console: Console,
         port: int,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        aws_endpoint: str | None = None,
     ) -> None:
-        """`port` 0 picks a free one (see url); `request_timeout`: see REQUEST_TIMEOUT_SECONDS."""
+        """`port` 0 picks a free one (see url); `request_timeout`: see REQUEST_TIMEOUT_SECONDS; `aws_endpoint`: the
+        local AWS endpoint, which serves the keys of an AWS token issuer (a Cognito user pool's JWKS)."""
         self.stack = stack
         self.api = api
         self.routes = routes_of(stack)
+        self.verifiers = _verifiers(stack, api, aws_endpoint)
         self.pools = pools
         self.console = console
         self.request_timeout = request_timeout
@@ -127,6 +131,21 @@ class Gateway:
             if params is not None:
                 return route, params
         return None
+
+
+def _verifiers(stack: Stack, api: HttpApiSpec, aws_endpoint: str | None) -> dict[str, JwtVerifier]:
+    """Route key -> the verifier of the authorizer guarding it; public routes are absent."""
+    by_name: dict[str, JwtVerifier] = {}
+    guarded: dict[str, JwtVerifier] = {}
+    for spec in stack.functions.values():
+        for method, path in spec.http_routes:
+            authorizer = api.authorizer_of(spec, (method, path))
+            if authorizer is None:
+                continue
+            if authorizer.name not in by_name:
+                by_name[authorizer.name] = JwtVerifier(authorizer, aws_endpoint)
+            guarded[_route(method, path, spec.logical_id).key] = by_name[authorizer.name]
+    return guarded
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -196,7 +215,15 @@ class _Exchange:
         if found is None:
             return self._message(404), None
         route, params = found
-        event = self._event(route, params, raw_path, raw_query, body)
+        verifier = self.gateway.verifiers.get(route.key)
+        authorized = None
+        if verifier is not None:  # API Gateway checks the token before the function is invoked
+            try:
+                authorized = verifier.authorize(self._event_headers())
+            except Unauthorized as refused:
+                self.gateway.console.line(_SOURCE, f"authorizer refused {route.key}: {refused}")
+                return self._message(401, extra={"www-authenticate": refused.header}), None
+        event = self._event(route, params, raw_path, raw_query, body, authorized)
         try:
             invocation = self.gateway.pools[route.function].invoke(event, wait_seconds=INTEGRATION_TIMEOUT_SECONDS)
         except PayloadTooLargeError:
@@ -204,7 +231,13 @@ class _Exchange:
         return self._respond(invocation), route.function
 
     def _event(
-        self, route: Route, params: dict[str, str], raw_path: str, raw_query: str, body: bytes
+        self,
+        route: Route,
+        params: dict[str, str],
+        raw_path: str,
+        raw_query: str,
+        body: bytes,
+        authorized: Authorized | None = None,
     ) -> dict[str, Any]:
         headers = self._event_headers()
         cookies = headers.pop("cookie", None)
@@ -217,6 +250,8 @@ class _Exchange:
             "requestContext": self._request_context(route, raw_path, headers),
             "isBase64Encoded": False,
         }
+        if authorized is not None:
+            event["requestContext"]["authorizer"] = authorized.request_context()
         if cookies:
             event["cookies"] = [c.strip() for c in cookies.replace(",", ";").split(";") if c.strip()]
         query = _query_parameters(raw_query)
@@ -279,9 +314,13 @@ class _Exchange:
             self.gateway.console.line(_SOURCE, f"malformed Lambda proxy response: {error}")
             return self._message(500)
 
-    def _message(self, status: int, *, close: bool = False) -> int:
+    def _message(self, status: int, *, close: bool = False, extra: Mapping[str, str] | None = None) -> int:
         """The gateway's own answer: `{"message": ...}` as API Gateway words it."""
-        headers = {"content-type": "application/json", **(_cors_headers(self.cors, self.origin) if self.cors else {})}
+        headers = {
+            "content-type": "application/json",
+            **(extra or {}),
+            **(_cors_headers(self.cors, self.origin) if self.cors else {}),
+        }
         return self._reply(status, headers, _message_body(status), close=close)
 
     def _reply(

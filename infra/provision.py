@@ -43,7 +43,8 @@ class _Clients:
         return self._cache[service]
 
 
-Provisioner = Callable[[_Clients, str, Props], None]
+# Returns the physical id the service assigned, for the types whose ids the template cannot name.
+Provisioner = Callable[[_Clients, str, Props], str | None]
 
 
 def provision(stack: Stack, session: boto3.Session, endpoint_url: str | None = None) -> None:
@@ -54,7 +55,12 @@ def provision(stack: Stack, session: boto3.Session, endpoint_url: str | None = N
     clients = _Clients(session, endpoint_url, stack.region)
     for logical_id in order:
         resource_type = stack.resources[logical_id].type
-        _PROVISIONERS[resource_type].create(clients, stack.physical_name(logical_id), stack.properties(logical_id))
+        # Properties are resolved only now: they may `!Ref` an id assigned by a resource provisioned before.
+        assigned = _PROVISIONERS[resource_type].create(
+            clients, stack.physical_name(logical_id), stack.properties(logical_id)
+        )
+        if assigned is not None:
+            stack.assign_id(logical_id, assigned)
 
 
 def provisioning_order(stack: Stack) -> list[str]:
@@ -324,6 +330,58 @@ def _alarm(aws: _Clients, name: str, props: Props) -> None:
     aws("cloudwatch").put_metric_alarm(AlarmName=name, **alarm)
 
 
+# ---- Cognito ----------------------------------------------------------------------------------
+# CloudFormation's UserPool properties that the CreateUserPool API takes under the same name.
+_USER_POOL_KEYS = _names(
+    "Policies UsernameAttributes AliasAttributes AutoVerifiedAttributes UsernameConfiguration "
+    "AccountRecoverySetting AdminCreateUserConfig MfaConfiguration Schema DeletionProtection UserPoolTags "
+    "EmailConfiguration VerificationMessageTemplate"
+)
+_USER_POOL_INTEGERS = _names("MinimumLength TemporaryPasswordValidityDays Priority")
+_CLIENT_KEYS = _names(
+    "ClientName GenerateSecret ExplicitAuthFlows AccessTokenValidity IdTokenValidity RefreshTokenValidity "
+    "TokenValidityUnits PreventUserExistenceErrors EnableTokenRevocation ReadAttributes WriteAttributes "
+    "AuthSessionValidity"
+)
+_CLIENT_INTEGERS = _names("AccessTokenValidity IdTokenValidity RefreshTokenValidity AuthSessionValidity")
+
+
+def _user_pool(aws: _Clients, name: str, props: Props) -> str:
+    """The pool named `name` (an earlier run's, on a persistent endpoint), else a new one: its id."""
+    cognito = aws("cognito-idp")
+    for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
+        for pool in page["UserPools"]:
+            if pool["Name"] == name:
+                return str(pool["Id"])
+    config = _typed({key: value for key, value in props.items() if key in _USER_POOL_KEYS}, _USER_POOL_INTEGERS)
+    return str(cognito.create_user_pool(PoolName=name, **config)["UserPool"]["Id"])
+
+
+def _user_pool_client(aws: _Clients, name: str, props: Props) -> str:
+    cognito = aws("cognito-idp")
+    pool = props["UserPoolId"]
+    for page in cognito.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool, MaxResults=60):
+        for client in page["UserPoolClients"]:
+            if client["ClientName"] == name:
+                return str(client["ClientId"])
+    config = _typed({key: value for key, value in props.items() if key in _CLIENT_KEYS}, _CLIENT_INTEGERS)
+    config["ClientName"] = name
+    return str(cognito.create_user_pool_client(UserPoolId=pool, **config)["UserPoolClient"]["ClientId"])
+
+
+def _typed(value: Any, integers: frozenset[str], key: str = "") -> Any:
+    """Template values as the API wants them: booleans and the named integers out of their strings."""
+    if isinstance(value, dict):
+        return {k: _typed(v, integers, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(item, integers) for item in value]
+    if key in integers:
+        return int(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
 def _bool(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
@@ -357,4 +415,6 @@ _PROVISIONERS: dict[str, _Kind] = {
     ),
     "AWS::Events::Rule": _Kind(_names("Name Description EventBusName RoleArn State EventPattern Targets"), _rule),
     "AWS::CloudWatch::Alarm": _Kind(_ALARM_KEYS | {"AlarmName"}, _alarm),
+    "AWS::Cognito::UserPool": _Kind(_USER_POOL_KEYS | {"UserPoolName"}, _user_pool),
+    "AWS::Cognito::UserPoolClient": _Kind(_CLIENT_KEYS | {"UserPoolId"}, _user_pool_client),
 }

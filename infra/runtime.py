@@ -83,7 +83,11 @@ class LocalRuntime:
             for source in pool.spec.sqs_sources
             for _ in range(pollers_for(source, pool))
         ]
-        self.gateway = None if stack.http_api is None else Gateway(stack, stack.http_api, self.pools, console, api_port)
+        self.gateway = (
+            None
+            if stack.http_api is None
+            else Gateway(stack, stack.http_api, self.pools, console, api_port, aws_endpoint=endpoint_url)
+        )
 
     def start(self) -> None:
         for pool in self.pools.values():

@@ -28,8 +28,15 @@ _FUNCTION_PROPERTIES = frozenset(
     | {"Events", "FunctionName", "Description", "Policies", "Role", "Tracing", "Architectures", "Tags"}
     | {"LoggingConfig", "EphemeralStorage", "Layers"}
 )
-_HTTP_API_PROPERTIES = frozenset({"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings"})
-_HTTP_EVENT_PROPERTIES = frozenset({"ApiId", "Method", "Path"})
+_HTTP_API_PROPERTIES = frozenset(
+    {"CorsConfiguration", "DefaultRouteSettings", "Description", "Tags", "FailOnWarnings", "Auth"}
+)
+_HTTP_EVENT_PROPERTIES = frozenset({"ApiId", "Method", "Path", "Auth"})
+# The route-level authorizer name that makes a route public under a DefaultAuthorizer (SAM's spelling).
+NO_AUTHORIZER = "NONE"
+# Resources whose physical id the service assigns when it creates them (a user pool's id, a client's id): the
+# template cannot name them, so `!Ref` of one resolves only once provisioning has told the stack (assign_id).
+SERVICE_ASSIGNED_IDS = frozenset({"AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient"})
 _SQS_EVENT_PROPERTIES = frozenset(
     {"Queue", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "Enabled", "ScalingConfig"}
 )
@@ -40,6 +47,8 @@ _NAME_PROPERTY = {
     "AWS::DynamoDB::Table": "TableName",
     "AWS::Events::Rule": "Name",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::Cognito::UserPool": "UserPoolName",
+    "AWS::Cognito::UserPoolClient": "ClientName",
     SERVERLESS_FUNCTION: "FunctionName",
 }
 
@@ -84,6 +93,9 @@ class FunctionSpec:
     sqs_sources: tuple[SqsSource, ...]
     # Logical ids of the template's layers it uses; locally their packages come from the environment.
     layers: tuple[str, ...] = ()
+    # The authorizer a route names itself ((method, path) -> name, NO_AUTHORIZER for a public route); the
+    # others take the HttpApi's DefaultAuthorizer.
+    route_authorizers: tuple[tuple[tuple[str, str], str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,12 +111,34 @@ class CorsConfig:
 
 
 @dataclass(frozen=True)
+class JwtAuthorizer:
+    """An HttpApi JWT authorizer: tokens of `issuer` whose `aud` (or `client_id`) is one of `audiences`."""
+
+    name: str
+    issuer: str
+    audiences: tuple[str, ...]
+    identity_source: str = "$request.header.Authorization"
+
+
+@dataclass(frozen=True)
 class HttpApiSpec:
     """The AWS::Serverless::HttpApi the local gateway serves."""
 
     logical_id: str
     api_id: str
     cors: CorsConfig | None
+    authorizers: tuple[JwtAuthorizer, ...] = ()
+    default_authorizer: str | None = None
+
+    def authorizer_of(self, spec: FunctionSpec, route: tuple[str, str]) -> JwtAuthorizer | None:
+        """The authorizer guarding `route` of `spec`: its own, else the default; None for a public route."""
+        name = dict(spec.route_authorizers).get(route, self.default_authorizer)
+        if name is None or name == NO_AUTHORIZER:
+            return None
+        found = [authorizer for authorizer in self.authorizers if authorizer.name == name]
+        if not found:
+            raise TemplateError(f"{spec.logical_id}: route {route} names an unknown authorizer {name!r}")
+        return found[0]
 
 
 @dataclass(frozen=True)
@@ -135,12 +169,34 @@ class Stack:
         self.region = region
         self.account_id = account_id
         self.parameters = parameters
-        self.resources = _read_resources(template)
+        self.conditions = _conditions(template.get("Conditions", {}), parameters)
+        self.resources = _read_resources(template, self.conditions)
+        self.assigned_ids: dict[str, str] = {}
+        self._outputs = {
+            key: output
+            for key, output in template.get("Outputs", {}).items()
+            if self._holds(output.get("Condition"), f"Outputs.{key}")
+        }
+        self._bind_serverless()
+
+    def _bind_serverless(self) -> None:
         self.functions = {
             r.logical_id: self._function_spec(r) for r in self.resources.values() if r.type == SERVERLESS_FUNCTION
         }
         self.http_api = self._http_api_spec()
-        self._outputs = template.get("Outputs", {})
+
+    def _holds(self, condition: str | None, where: str) -> bool:
+        if condition is None:
+            return True
+        if condition not in self.conditions:
+            raise TemplateError(f"{where}: unknown condition {condition!r}")
+        return self.conditions[condition]
+
+    def assign_id(self, logical_id: str, physical_id: str) -> None:
+        """Records the id the service gave a resource (SERVICE_ASSIGNED_IDS) when provisioning created it, and
+        binds the functions and the HttpApi again: their environment and authorizers may `!Ref` it."""
+        self.assigned_ids[logical_id] = physical_id
+        self._bind_serverless()
 
     # ---- values -------------------------------------------------------------------------------
     def resolve(self, value: Any) -> Any:
@@ -174,6 +230,9 @@ class Stack:
             return _short_id(self.name, logical_id)
         if resource.type == SERVERLESS_LAYER:
             return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{self.physical_name(logical_id)}:1"
+        if resource.type in SERVICE_ASSIGNED_IDS:
+            # Until provisioned, a placeholder no service would give (the parent of a local stack never provisions).
+            return self.assigned_ids.get(logical_id, f"<{logical_id} id: assigned when provisioned>")
         return self.physical_name(logical_id)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -246,6 +305,9 @@ class Stack:
         if name == "Fn::Split":
             delimiter, text = self._resolve(arg)
             return str(text).split(delimiter)
+        if name == "Fn::If":
+            condition, when_true, when_false = arg
+            return self._resolve(when_true if self._holds(condition, "Fn::If") else when_false)
         raise TemplateError(f"intrinsic function {name} is not supported by the local stack")
 
     def _ref_value(self, name: str) -> Any:
@@ -299,11 +361,17 @@ class Stack:
         environment = self.resolve(props.get("Environment", {})).get("Variables", {})
         reserved = self.resolve(props.get("ReservedConcurrentExecutions"))
         http_routes: list[tuple[str, str]] = []
+        route_authorizers: list[tuple[tuple[str, str], str]] = []
         sqs_sources: list[SqsSource] = []
         for event_id, event in props.get("Events", {}).items():
             where = f"{logical_id}.Events.{event_id}"
             if event.get("Type") == "HttpApi":
-                http_routes.append(self._http_route(where, event.get("Properties", {})))
+                event_props = self.resolve(event.get("Properties", {}))
+                route = self._http_route(where, event.get("Properties", {}))
+                http_routes.append(route)
+                authorizer = (event_props.get("Auth") or {}).get("Authorizer")
+                if authorizer is not None:
+                    route_authorizers.append((route, str(authorizer)))
             elif event.get("Type") == "SQS":
                 source = self._sqs_source(where, event["Properties"])
                 if source is not None:
@@ -324,6 +392,7 @@ class Stack:
             http_routes=tuple(http_routes),
             sqs_sources=tuple(sqs_sources),
             layers=self._layers(logical_id, props.get("Layers", [])),
+            route_authorizers=tuple(route_authorizers),
         )
 
     def _layers(self, where: str, layers: list[Any]) -> tuple[str, ...]:
@@ -339,6 +408,9 @@ class Stack:
 
     def _http_route(self, where: str, props: dict[str, Any]) -> tuple[str, str]:
         _check_keys(where, props, _HTTP_EVENT_PROPERTIES)
+        auth = self.resolve(props.get("Auth"))
+        if auth is not None:
+            _check_keys(f"{where}.Auth", auth, frozenset({"Authorizer"}))
         api = props.get("ApiId")
         if not (isinstance(api, dict) and api.get("Ref") in self.resources):
             raise TemplateError(f"{where}: ApiId must !Ref an AWS::Serverless::HttpApi of the template")
@@ -375,10 +447,14 @@ class Stack:
             return None
         api = apis[0]
         _check_keys(api.logical_id, api.properties, _HTTP_API_PROPERTIES)
+        auth = self.resolve(api.properties.get("Auth")) or {}
+        _check_keys(f"{api.logical_id}.Auth", auth, frozenset({"Authorizers", "DefaultAuthorizer"}))
         return HttpApiSpec(
             logical_id=api.logical_id,
             api_id=self.ref(api.logical_id),
             cors=_cors(self.resolve(api.properties.get("CorsConfiguration"))),
+            authorizers=tuple(_jwt_authorizer(api.logical_id, n, a) for n, a in auth.get("Authorizers", {}).items()),
+            default_authorizer=auth.get("DefaultAuthorizer"),
         )
 
     # ---- names --------------------------------------------------------------------------------
@@ -470,11 +546,15 @@ def _merge_globals(global_value: Any, local_value: Any) -> Any:
     return local_value
 
 
-def _read_resources(template: dict[str, Any]) -> dict[str, Resource]:
+def _read_resources(template: dict[str, Any], conditions: Mapping[str, bool]) -> dict[str, Resource]:
+    """The resources the stack creates: those whose Condition is false are left out, as CloudFormation does."""
     resources: dict[str, Resource] = {}
     for logical_id, body in template.get("Resources", {}).items():
-        if "Condition" in body:
-            raise TemplateError(f"{logical_id}: conditions are not supported by the local stack")
+        condition = body.get("Condition")
+        if condition is not None and condition not in conditions:
+            raise TemplateError(f"{logical_id}: unknown condition {condition!r}")
+        if condition is not None and not conditions[condition]:
+            continue
         depends_on = body.get("DependsOn", [])
         resources[logical_id] = Resource(
             logical_id=logical_id,
@@ -483,6 +563,58 @@ def _read_resources(template: dict[str, Any]) -> dict[str, Resource]:
             depends_on=tuple([depends_on] if isinstance(depends_on, str) else depends_on),
         )
     return resources
+
+
+def _conditions(declared: dict[str, Any], parameters: Mapping[str, str | list[str]]) -> dict[str, bool]:
+    """The Conditions section evaluated with the bound parameters (Fn::Equals/Not/And/Or, Condition, Ref)."""
+    values: dict[str, bool] = {}
+
+    def evaluate(node: Any, trail: tuple[str, ...]) -> Any:
+        if not isinstance(node, dict) or len(node) != 1:
+            return node
+        ((function, arg),) = node.items()
+        if function == "Ref":
+            if arg not in parameters:
+                raise TemplateError(f"Conditions: Ref {arg} must name a parameter")
+            return parameters[arg]
+        if function == "Condition":
+            return condition(arg, trail)
+        args = [evaluate(item, trail) for item in arg]
+        if function == "Fn::Equals":
+            left, right = args
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not args[0]
+        if function == "Fn::And":
+            return all(args)
+        if function == "Fn::Or":
+            return any(args)
+        raise TemplateError(f"Conditions: {function} is not supported by the local stack")
+
+    def condition(name: str, trail: tuple[str, ...]) -> bool:
+        if name in trail:
+            raise TemplateError(f"Conditions: {name} depends on itself")
+        if name not in declared:
+            raise TemplateError(f"Conditions: unknown condition {name!r}")
+        if name not in values:
+            values[name] = bool(evaluate(declared[name], (*trail, name)))
+        return values[name]
+
+    for name in declared:
+        condition(name, ())
+    return values
+
+
+def _jwt_authorizer(api: str, name: str, config: dict[str, Any]) -> JwtAuthorizer:
+    jwt = config.get("JwtConfiguration")
+    if not isinstance(jwt, dict) or "issuer" not in jwt:
+        raise TemplateError(f"{api}.Auth.Authorizers.{name}: only JWT authorizers (JwtConfiguration) run locally")
+    return JwtAuthorizer(
+        name=name,
+        issuer=str(jwt["issuer"]),
+        audiences=tuple(str(audience) for audience in jwt.get("audience", [])),
+        identity_source=str(config.get("IdentitySource", "$request.header.Authorization")),
+    )
 
 
 def _parameter_values(declared: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str | list[str]]:

@@ -16,9 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leyline.config import Settings
-from leyline.errors import IdempotencyKeyReused, RequestInProgress
+from leyline.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
 from leyline.logic.ports import Clock, JobLine, MediaStorage, MessageVisibility, SubmitRecords, TaskStore
-from leyline.models import ClientBacklog, LineSummary, PresignedPost, StoredObject, Task, TaskState, new_task_id
+from leyline.models import (
+    ClientBacklog,
+    LineSummary,
+    OwnedTasks,
+    PresignedPost,
+    StoredObject,
+    Task,
+    TaskState,
+    new_task_id,
+)
 from leyline.states import sources_of
 
 SETTINGS = Settings(
@@ -141,6 +150,24 @@ class FakeTaskStore:
             return ClientBacklog(
                 in_line_ids=in_line, open_tickets=len(tickets), oldest_ticket_at=tickets[0] if tickets else None
             )
+
+    def owned_by(self, owner: str, *, limit: int, cursor: str | None) -> OwnedTasks:
+        """As OwnerIndex reads them: newest first; the cursor is the last shown task's id (opaque to callers)."""
+        with self._lock:
+            owned = sorted(
+                (r.task for r in self._records.values() if r.task.owner == owner),
+                key=lambda task: (_ms(task.created_at), task.task_id),
+                reverse=True,
+            )
+            start = 0
+            if cursor is not None:
+                ids = [task.task_id for task in owned]
+                if cursor not in ids:
+                    raise BadRequest("The cursor is not one a GET /tasks gave you.", code="INVALID_CURSOR")
+                start = ids.index(cursor) + 1
+            shown = [replace(task) for task in owned[start : start + limit]]
+            more = start + limit < len(owned)
+            return OwnedTasks(tasks=tuple(shown), next_cursor=shown[-1].task_id if more and shown else None)
 
     def _move_line(self, task: Task, target: TaskState, now: datetime) -> None:
         """The summary's part of the move, as the adapter writes it in the same transaction."""

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.moto_dynamodb import serialise_writes
+from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.provision import provision
 from infra.template import Stack
 
@@ -22,6 +22,7 @@ from infra.template import Stack
 def provisioned(stack: Stack) -> Iterator[boto3.Session]:
     """A session on moto's mock in which `stack`'s resources exist, with test credentials in the environment."""
     serialise_writes()  # the model runs in a thread in some tests, beside the test's own writes
+    partitioned_index_queries()  # as the local stack's server does
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",

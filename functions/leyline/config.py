@@ -6,6 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+OPEN = "open"
+ACCOUNTS = "accounts"
+ACCESS_MODES = (OPEN, ACCOUNTS)
+
 
 class ConfigError(RuntimeError):
     """A required environment variable is missing or malformed: the function cannot start."""
@@ -26,6 +30,15 @@ class Settings:
     # ApiFunction's Idempotency-Key submits (SubmitIdempotencyTable).
     idempotency_table: str | None = None
     jobs_queue_url: str | None = None  # IntakeFunction's own
+    # AccessMode: "open" (anonymous, the original API) or "accounts" (task routes need a user's token).
+    access_mode: str = OPEN
+    # ApiFunction's, for GET /config in accounts mode: where the page and the CLI sign in.
+    user_pool_id: str | None = None
+    user_pool_client_id: str | None = None
+
+    @property
+    def accounts(self) -> bool:
+        return self.access_mode == ACCOUNTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -41,9 +54,14 @@ class Settings:
             max_waiting_tasks_per_client=_whole(env, "MAX_WAITING_TASKS_PER_CLIENT"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
+            access_mode=env.get("ACCESS_MODE") or OPEN,
+            user_pool_id=env.get("USER_POOL_ID") or None,
+            user_pool_client_id=env.get("USER_POOL_CLIENT_ID") or None,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")
+        if settings.access_mode not in ACCESS_MODES:
+            raise ConfigError(f"ACCESS_MODE must be one of {ACCESS_MODES}, got {settings.access_mode!r}")
         return settings
 
 

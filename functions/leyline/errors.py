@@ -27,6 +27,14 @@ class BadRequest(LeylineError):
     status = 400
 
 
+class Unauthorized(LeylineError):
+    """accounts mode, and the request reached a task route without a user (API Gateway's authorizer lets none
+    through; this is the function's own check behind it)."""
+
+    code = "UNAUTHORIZED"
+    status = 401
+
+
 class InvalidTaskId(LeylineError):
     code = "INVALID_TASK_ID"
     status = 400

@@ -86,7 +86,7 @@ class Task:
     state: TaskState
     created_at: datetime
     expires_at: int  # epoch seconds, DynamoDB TTL: retention deletes the task, its upload and its video
-    client: str | None = None  # who asked for it (source IP until accounts exist)
+    client: str | None = None  # what the per-client cap counts it for: its user in accounts mode, else the source IP
     progress: int = 0
     queued_seq: int | None = None  # its place in line: 1, 2, 3... in the order the intake saw the uploads
     queued_at: datetime | None = None
@@ -94,6 +94,21 @@ class Task:
     finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    owner: str | None = None  # the user who created it (accounts mode: the token's `sub`); None: anonymous
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sends a request: in accounts mode the user API Gateway's authorizer vouched for (the token's `sub`,
+    never anything of the body); in open mode an anonymous client, known by its source IP."""
+
+    source_ip: str
+    user: str | None = None
+
+    @property
+    def client(self) -> str:
+        """Whom the per-client cap counts and Idempotency-Keys belong to: the user, else the source IP."""
+        return f"user:{self.user}" if self.user else self.source_ip
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,26 @@ class TaskStatus:
             "finished_at": iso(self.finished_at),
             "expires_at": iso(self.expires_at),
         }
+
+
+@dataclass(frozen=True)
+class OwnedTasks:
+    """One page of a user's tasks as the store reads them, newest first, and the opaque cursor of the next page
+    (None: this is the last)."""
+
+    tasks: tuple[Task, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """GET /tasks: the status objects of one page of the caller's tasks, newest first."""
+
+    tasks: tuple[TaskStatus, ...]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tasks": [status.to_json() for status in self.tasks], "next_cursor": self.next_cursor}
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,32 @@ def test_on_a_port_other_than_8080_the_page_uploads_by_either_host_name(
     assert console.errors == []
 
 
+def test_in_open_mode_nobody_signs_in_and_no_token_is_sent(
+    web_stack: LocalStack, page: Page, console: Console, photo: Path
+) -> None:
+    # Given the stack in open mode (its default), and every request the page makes
+    requests_made: list[tuple[str, dict[str, str]]] = []
+    page.on("request", lambda request: requests_made.append((request.url, request.headers)))
+
+    # When a person opens the page
+    page.goto(web_stack.api_url)
+
+    # Then it is the anonymous page: no sign-in form or account bar, the upload and this browser's history
+    expect(page.locator("body")).to_have_attribute("data-mode", "open")
+    expect(page.locator("#account-card")).to_be_hidden()
+    expect(page.locator("#account-bar")).to_be_hidden()
+    expect(page.get_by_role("heading", name="New video")).to_be_visible()
+    expect(page.get_by_role("heading", name="Made in this browser")).to_be_visible()
+
+    # And an upload goes without any Authorization header, to the API alone (nothing to a sign-in service)
+    page.get_by_label("Choose an image").set_input_files(photo)
+    expect(page.locator("#history button").filter(has_text=photo.name)).to_have_count(1, timeout=DONE_TIMEOUT_MS)
+    assert any(url.endswith("/uploads") for url, _ in requests_made)
+    assert [url for url, headers in requests_made if "authorization" in headers] == []
+    assert [url for url, headers in requests_made if "x-amz-target" in headers] == []
+    assert console.errors == []
+
+
 def test_a_file_that_is_not_an_image_is_refused_before_uploading(
     web_stack: LocalStack, page: Page, console: Console
 ) -> None:
@@ -168,8 +194,9 @@ def test_the_history_survives_a_reload_and_reopens_a_video_on_a_phone(
 def test_the_file_picker_is_reachable_and_usable_with_the_keyboard(
     web_stack: LocalStack, page: Page, console: Console, photo: Path
 ) -> None:
-    # Given the page
+    # Given the page, ready (it has read GET /config: until then it shows nothing of the API)
     page.goto(web_stack.api_url)
+    expect(page.locator("body")).to_have_attribute("data-mode", "open")
 
     # When a keyboard user tabs once, Then the file picker has the focus, under its label
     page.keyboard.press("Tab")

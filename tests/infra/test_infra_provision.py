@@ -88,12 +88,14 @@ def test_both_queues_are_fifo_with_content_dedup_and_redrive(stack, aws):
     assert json.loads(intake["Policy"])["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
-def test_tasks_table_has_its_index_and_ttl(stack, aws):
+def test_tasks_table_has_its_indexes_and_ttl(stack, aws):
     dynamodb = aws.client("dynamodb")
     table = stack.physical_name("TasksTable")
     description = dynamodb.describe_table(TableName=table)["Table"]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert [index["IndexName"] for index in description["GlobalSecondaryIndexes"]] == ["ClientIndex"]
+    indexes = {index["IndexName"]: index for index in description["GlobalSecondaryIndexes"]}
+    assert sorted(indexes) == ["ClientIndex", "OwnerIndex"]
+    assert [key["AttributeName"] for key in indexes["OwnerIndex"]["KeySchema"]] == ["owner", "created_at"]
     ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
 

@@ -65,8 +65,10 @@ def enforced_statements(template: Stack, role: dict[str, Any]) -> list[dict[str,
 
 
 @pytest.fixture
-def template() -> Stack:
-    return load_stack(ROOT / "template.yaml", parameter_overrides={"ModelSeconds": "1"})
+def template(request: pytest.FixtureRequest) -> Stack:
+    """open by default; `@pytest.mark.parametrize("template", ["accounts"], indirect=True)` for accounts mode."""
+    access_mode = getattr(request, "param", "open")
+    return load_stack(ROOT / "template.yaml", parameter_overrides={"ModelSeconds": "1", "AccessMode": access_mode})
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def keys(template: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # SAM attaches AWS managed policies
-    transformed = transformed_template()
+    transformed = transformed_template(AccessMode=template.parameters["AccessMode"])
 
     # What moto's set_initial_no_auth_action_count decorator does, for the whole fixture's lifetime
     monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", UNAUTHENTICATED_SETUP_CALLS)
@@ -204,6 +206,23 @@ def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admi
     processor = _session(keys["ProcessorFunction"], template.region).client("s3")
     processor.put_object(Bucket=bucket, Key=f"videos/{waiting}.mp4", Body=b"video")
     processor.delete_object(Bucket=bucket, Key=f"videos/{waiting}.mp4")
+
+
+@pytest.mark.parametrize("template", ["accounts"], indirect=True)
+def test_in_accounts_mode_a_users_submit_and_history_need_only_the_functions_own_grants(invoke):
+    # Given accounts mode, and a request of Alice's as API Gateway's authorizer hands it on
+    claims = sample_event("http-list-tasks.json")["requestContext"]["authorizer"]
+    submit = sample_event("http-create-upload.json")
+    submit["requestContext"]["authorizer"] = claims
+
+    # When ApiFunction creates her task and StatusFunction lists her history (a Query of OwnerIndex)
+    created = invoke("ApiFunction", submit)
+    listed = invoke("StatusFunction", sample_event("http-list-tasks.json"))
+
+    # Then both succeed under their own credentials, and the history holds the task
+    assert created["statusCode"] == 201, created
+    assert listed["statusCode"] == 200, listed
+    assert [task["task_id"] for task in body(listed)["tasks"]] == [body(created)["task_id"]]
 
 
 def _keyed(event: dict[str, Any], key: str) -> dict[str, Any]:

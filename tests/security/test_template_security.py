@@ -46,6 +46,8 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "StatusFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("s3:GetObject", "MediaBucket/videos/*"),
+        # GET /tasks: one Query of the caller's partition of the owner index (never a scan, never the table)
+        ("dynamodb:Query", "TasksTable/index/OwnerIndex"),
     },
     "IntakeFunction": {
         ("dynamodb:GetItem", "TasksTable"),

@@ -6,26 +6,19 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
-from samtranslator.translator.transform import transform
 
 from infra.runtime import worker_environment
 from infra.template import load_stack
-from tests.security.sam import packaged_template
+from tests.security.sam import transformed_template
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-
-
-class _NoManagedPolicies:
-    """SAM asks IAM for managed policy ARNs only for policies named by name; ours are all templates."""
-
-    def load(self) -> dict[str, str]:
-        return {}
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +27,10 @@ def template() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def transformed(template, monkeypatch_module) -> dict[str, Any]:
-    # `sam package` replaces local CodeUri and ContentUri paths with S3 locations before the transform runs.
-    packaged = packaged_template(template)
-    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    return transform(packaged, {}, _NoManagedPolicies())
+def transformed() -> dict[str, Any]:
+    # `sam package` replaces local CodeUri and ContentUri paths with S3 locations, and AWS::LanguageExtensions
+    # resolves the AccessMode conditions, before the SAM transform runs (tests/security/sam.py).
+    return transformed_template()
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +147,109 @@ def test_bucket_is_private_encrypted_and_notifies_eventbridge(template):
     assert "POST" in bucket["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"]
 
 
-def test_tasks_table_is_on_demand_with_ttl_and_only_a_client_index(template):
+def test_tasks_table_is_on_demand_with_ttl_a_client_index_and_an_owner_index(template):
     table = template["Resources"]["TasksTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     # No QueueIndex: its one `ACTIVE` partition key carried every waiting task (issue 13)
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["ClientIndex"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["ClientIndex", "OwnerIndex"]
+
+
+def test_get_tasks_reads_an_index_keyed_by_owner_then_created_time_with_whole_tasks(template):
+    # Given the tasks table's owner index
+    table = template["Resources"]["TasksTable"]["Properties"]
+    (index,) = [index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] == "OwnerIndex"]
+
+    # Then the user is the partition key (one partition per user: no hot key), the creation time sorts it,
+    # and the whole task is projected (a page of status objects costs one Query, no GetItem per task)
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert {"AttributeName": "owner", "AttributeType": "S"} in table["AttributeDefinitions"]
+
+
+def _route_security(transformed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(route key -> its `security`, or None) and the security schemes of the deployed HttpApi's OpenAPI body."""
+    body = resources_of_type(transformed, "AWS::ApiGatewayV2::Api")["HttpApi"]["Properties"]["Body"]
+    security = {
+        f"{method.upper()} {path}": operation.get("security")
+        for path, operations in body["paths"].items()
+        for method, operation in operations.items()
+    }
+    return security, body.get("components", {}).get("securitySchemes", {})
+
+
+PUBLIC_ROUTES = {"GET /", "GET /openapi.json", "GET /config", "X-AMAZON-APIGATEWAY-ANY-METHOD $default"}
+
+
+def test_accounts_mode_puts_the_cognito_jwt_authorizer_on_every_task_route_and_keeps_three_routes_public():
+    # Given what CloudFormation deploys with AccessMode=accounts
+    security, schemes = _route_security(transformed_template(AccessMode="accounts"))
+
+    # Then one JWT authorizer checks tokens of the template's user pool, for its app client
+    jwt = schemes["CognitoUser"]["x-amazon-apigateway-authorizer"]
+    assert jwt["type"] == "jwt"
+    assert jwt["identitySource"] == "$request.header.Authorization"
+    assert jwt["jwtConfiguration"] == {
+        "issuer": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}"},
+        "audience": [{"Ref": "UserPoolClient"}],
+    }
+    # And it guards every task route, GET /tasks among them; the page, its document, GET /config and the
+    # $default route (unknown paths) stay public
+    assert {"GET /tasks", "POST /uploads", "POST /upload", "DELETE /tasks/{task_id}"} <= set(security)
+    for route, required in security.items():
+        expected = [{"NONE": []}] if route in PUBLIC_ROUTES else [{"CognitoUser": []}]
+        assert required == expected, route
+
+
+def test_open_mode_deploys_no_authorizer_and_no_user_pool():
+    # Given what CloudFormation deploys with the default AccessMode (open)
+    transformed = transformed_template()
+    security, schemes = _route_security(transformed)
+
+    # Then no route asks for a token and no authorizer exists
+    assert schemes == {}
+    assert set(security.values()) == {None}
+    # And the user pool and its client exist only under the AccountsMode condition
+    assert transformed["Conditions"]["AccountsMode"] == {"Fn::Equals": [{"Ref": "AccessMode"}, "accounts"]}
+    for name in ("UserPool", "UserPoolClient"):
+        assert transformed["Resources"][name]["Condition"] == "AccountsMode"
+
+
+def test_access_mode_defaults_to_open_and_the_shipped_deploy_config_turns_accounts_on(template):
+    # Given the parameter and samconfig.toml's deploy parameters
+    access_mode = template["Parameters"]["AccessMode"]
+    deploy = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["deploy"]["parameters"]
+
+    # Then `make up` stays open (the original curl calls work), and a deploy to AWS is accounts
+    assert access_mode["Default"] == "open"
+    assert access_mode["AllowedValues"] == ["open", "accounts"]
+    assert "AccessMode=accounts" in deploy["parameter_overrides"].split()
+    # And AWS::LanguageExtensions runs first: it resolves the Fn::If inside the HttpApi's Auth for SAM
+    assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+
+
+def test_the_user_pool_signs_in_by_email_with_a_password_policy_and_a_public_client_with_stated_lifetimes(template):
+    # Given the user pool and its app client
+    pool = template["Resources"]["UserPool"]["Properties"]
+    client = template["Resources"]["UserPoolClient"]["Properties"]
+
+    # Then the email is the user name and is verified; passwords follow a policy
+    assert pool["UsernameAttributes"] == ["email"]
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    policy = pool["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 10
+    assert (policy["RequireLowercase"], policy["RequireUppercase"], policy["RequireNumbers"]) == (True, True, True)
+    # And the client (the page and the CLI) has no secret, signs in with a password and refreshes, nothing else
+    assert client["GenerateSecret"] is False
+    assert sorted(client["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+    assert client["UserPoolId"] == {"Ref": "UserPool"}
+    # And its token lifetimes are stated, not left to defaults
+    assert (client["AccessTokenValidity"], client["IdTokenValidity"], client["RefreshTokenValidity"]) == (60, 60, 30)
+    assert client["TokenValidityUnits"] == {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "days"}
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
 
 
 def test_parameters_and_outputs(template):

@@ -6,6 +6,9 @@ The low-level client, not boto3's resource layer: creating the resource took twi
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import zlib
 from datetime import datetime
 from decimal import Decimal
@@ -15,10 +18,12 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from leyline.models import ClientBacklog, LineSummary, Task, TaskState, iso, parse_iso
+from leyline.errors import BadRequest
+from leyline.models import ClientBacklog, LineSummary, OwnedTasks, Task, TaskState, iso, parse_iso
 from leyline.states import sources_of
 
 CLIENT_INDEX = "ClientIndex"
+OWNER_INDEX = "OwnerIndex"  # owner (the user's sub) -> created_at; sparse: anonymous tasks have no owner
 # The line's own items share the table with the tasks, under keys no task id (a UUID) can take: the last
 # place given, and LINE_SHARDS identical copies of the LineSummary, all written in the same transaction, so
 # that the status reads (one copy each, chosen by task id) spread over LINE_SHARDS partition keys.
@@ -175,6 +180,24 @@ class TaskRepository:
         oldest = parse_iso(tickets[0]) if tickets else None
         return ClientBacklog(in_line_ids=tuple(in_line), open_tickets=len(tickets), oldest_ticket_at=oldest)
 
+    def owned_by(self, owner: str, *, limit: int, cursor: str | None) -> OwnedTasks:
+        """One Query of the owner's partition of OwnerIndex, newest first (the index projects whole tasks, so
+        nothing more is read). One item more than the page is asked for, so the last page says so itself."""
+        query: dict[str, Any] = _expressions({":owner": owner}, KeyConditionExpression="#owner = :owner")
+        query["ExpressionAttributeNames"] = {"#owner": "owner"}  # a reserved word in DynamoDB
+        if cursor is not None:
+            query["ExclusiveStartKey"] = _marshal(_cursor_key(cursor, owner))
+        page = self._dynamodb.query(
+            TableName=self._table, IndexName=OWNER_INDEX, ScanIndexForward=False, Limit=limit + 1, **query
+        )
+        items = [_unmarshal(item) for item in page["Items"]]
+        if len(items) > limit:
+            shown, more = items[:limit], True
+        else:  # all there is, unless DynamoDB's 1 MB page ended the read early
+            shown, more = items, "LastEvaluatedKey" in page
+        tasks = tuple(_from_item(item) for item in shown)
+        return OwnedTasks(tasks=tasks, next_cursor=_cursor_of(shown[-1]) if more and shown else None)
+
     def _task_ids(self, index: str, key: str, values: dict[str, Any], where: str) -> list[str]:
         """The task ids an index query finds (every index holds the table's key)."""
         query = _expressions(values, KeyConditionExpression=key, FilterExpression=where)
@@ -316,6 +339,34 @@ def _summary_of(item: dict[str, Any] | None) -> LineSummary:
     )
 
 
+_CURSOR_KEYS = ("owner", "created_at", "task_id")  # OwnerIndex's key and the table's: where a Query resumes
+
+
+def _cursor_of(item: dict[str, Any]) -> str:
+    """The next page starts after this item: its keys, as opaque text (base64url of JSON)."""
+    keys = {name: str(item[name]) for name in _CURSOR_KEYS}
+    return base64.urlsafe_b64encode(json.dumps(keys, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _cursor_key(cursor: str, owner: str) -> dict[str, str]:
+    """The ExclusiveStartKey a cursor stands for; only one this store gave for this owner is taken (another
+    user's cursor would read nothing of theirs, but it is refused all the same)."""
+    invalid = BadRequest("The cursor is not one a GET /tasks gave you; start again without it.", code="INVALID_CURSOR")
+    try:
+        keys = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise invalid from exc
+    if not isinstance(keys, dict) or set(keys) != set(_CURSOR_KEYS) or keys["owner"] != owner:
+        raise invalid
+    if not all(isinstance(keys[name], str) for name in _CURSOR_KEYS):
+        raise invalid
+    try:
+        parse_iso(keys["created_at"])
+    except ValueError as exc:
+        raise invalid from exc
+    return {name: keys[name] for name in _CURSOR_KEYS}
+
+
 def _marshal(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in item.items()}
 
@@ -334,6 +385,8 @@ def _to_item(task: Task) -> dict[str, Any]:
     }
     if task.client:
         item["client"] = item["waiting_client"] = task.client
+    if task.owner:
+        item["owner"] = task.owner
     return item
 
 
@@ -353,6 +406,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         finished_at=parse_iso(item.get("finished_at")),
         error_code=item.get("error_code"),
         error_message=item.get("error_message"),
+        owner=item.get("owner"),
     )
 
 

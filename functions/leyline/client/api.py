@@ -6,6 +6,7 @@ import json
 import secrets
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -14,7 +15,8 @@ from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 from typing import Any
 
-from leyline.client.errors import ApiError, ClientError, LocalFileError, Unreachable
+from leyline.client.accounts import Credentials
+from leyline.client.errors import ApiError, ClientError, LocalFileError, NotSignedIn, SessionExpired, Unreachable
 from leyline.media.formats import SNIFF_BYTES, sniff
 from leyline.states import FINAL_STATES
 
@@ -37,10 +39,28 @@ def sniff_image_type(head: bytes) -> str | None:
 
 
 class LeylineClient:
-    def __init__(self, api_url: str, *, timeout: float = 30.0, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        timeout: float = 30.0,
+        poll_seconds: float = 1.0,
+        credentials: Credentials | None = None,
+    ) -> None:
+        """`credentials`: the signed-in user's, for an API in accounts mode; None sends no token (open mode)."""
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.poll_seconds = poll_seconds
+        self.credentials = credentials
+
+    def config(self) -> dict[str, Any]:
+        """GET /config (public): the access mode, and for accounts where to sign in."""
+        return self._json("GET", "/config", authorized=False)
+
+    def tasks(self, limit: int, cursor: str | None = None) -> dict[str, Any]:
+        """GET /tasks: one page of the signed-in user's tasks, newest first, and the cursor of the next page."""
+        query = urllib.parse.urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})
+        return self._json("GET", f"/tasks?{query}")
 
     def create_upload(self, content_type: str, size: int, idempotency_key: str | None = None) -> dict[str, Any]:
         """POST /uploads: a new task and the presigned POST to send its image with (refused if too big).
@@ -68,7 +88,7 @@ class LeylineClient:
 
     def delete(self, task_id: str) -> None:
         """DELETE /tasks/{id}: cancels the task if it is still going, then removes its image, video and record."""
-        with self._open(urllib.request.Request(self._url(f"/tasks/{task_id}"), method="DELETE")):
+        with self._call(urllib.request.Request(self._url(f"/tasks/{task_id}"), method="DELETE")):
             pass
 
     def upload(self, ticket: dict[str, Any], image: bytes, content_type: str, on_progress: Progress) -> None:
@@ -109,7 +129,7 @@ class LeylineClient:
         """GET /video/{id} (a redirect to storage) into `target`, atomically: a temp file renamed at the end."""
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         try:
-            with self._open(urllib.request.Request(self._url(f"/video/{task_id}"))) as response:
+            with self._call(urllib.request.Request(self._url(f"/video/{task_id}"))) as response:
                 total = int(response.headers.get("Content-Length") or 0)
                 with partial.open("xb") as out:
                     _copy(response, out.write, total, on_progress)
@@ -127,9 +147,11 @@ class LeylineClient:
         headers: dict[str, str] | None = None,
         *,
         timeout: float | None = None,
+        authorized: bool = True,
     ) -> Any:
         request = urllib.request.Request(self._url(path), data=body, method=method, headers=headers or {})
-        with self._open(request, timeout=timeout) as response:
+        opened = self._call(request, timeout=timeout) if authorized else self._open(request, timeout=timeout)
+        with opened as response:
             raw = _read(response)
         try:
             return json.loads(raw)
@@ -138,6 +160,26 @@ class LeylineClient:
 
     def _url(self, path: str) -> str:
         return f"{self.api_url}{path}"
+
+    def _call(self, request: urllib.request.Request, *, timeout: float | None = None) -> HTTPResponse:
+        """An API request, with the signed-in user's bearer token if any. A 401 is the gateway refusing the token
+        (expired, revoked...): it is refreshed once and the request sent again; a second 401 ends the session."""
+        if self.credentials is not None:
+            _authorize(request, self.credentials.access_token())
+        try:
+            return self._open(request, timeout=timeout)
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+            if self.credentials is None:
+                raise NotSignedIn(self.api_url) from None
+        _authorize(request, self.credentials.refresh())
+        try:
+            return self._open(request, timeout=timeout)
+        except ApiError as exc:
+            if exc.status == 401:
+                raise SessionExpired() from None
+            raise
 
     def _open(
         self, request: urllib.request.Request, *, storage: bool = False, timeout: float | None = None
@@ -155,6 +197,12 @@ class LeylineClient:
             # Refused: nothing listens, so the request never arrived and a retry within seconds would not either.
             raise Unreachable(f"cannot reach {where}: {text}", retryable=not _refused(exc)) from None
         return response
+
+
+def _authorize(request: urllib.request.Request, token: str) -> None:
+    # Unredirected: a redirect to storage (GET /video/{id}) must not carry the token to S3, which would refuse
+    # a second kind of authentication beside the presigned URL's, and should never see it anyway.
+    request.add_unredirected_header("Authorization", f"Bearer {token}")
 
 
 def new_idempotency_key() -> str:

@@ -14,23 +14,26 @@ from datetime import datetime
 from leyline.config import Settings
 from leyline.errors import TaskFinished, TaskNotFound
 from leyline.logic.ports import MediaStorage, TaskStore
-from leyline.logic.tasks import get_status, shown_task
+from leyline.logic.tasks import get_status, shown_task, visible_to
 from leyline.models import Task, TaskState, TaskStatus, upload_key, video_key
 
 
-def cancel_task(tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
+def cancel_task(
+    tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime, *, user: str | None = None
+) -> TaskStatus:
     """CANCELLED from PENDING, QUEUED or PROCESSING; the status after it. Cancelling a CANCELLED task again
-    answers the same status; a task that ended otherwise (shown as SUCCESS or FAILURE) is TaskFinished."""
-    task = shown_task(tasks, settings, task_id, now)
+    answers the same status; a task that ended otherwise (shown as SUCCESS or FAILURE) is TaskFinished.
+    `user`: the signed-in caller, who can cancel only their own tasks (another's is unknown to them)."""
+    task = shown_task(tasks, settings, task_id, now, user=user)
     if task.state is not TaskState.CANCELLED:
         _refuse_if_finished(task)
         if not tasks.mark_cancelled(task_id, now):
             # It ended between the read and the write (the model finished, or another cancel was first): it stands.
             _refuse_if_finished(shown_task(tasks, settings, task_id, now))
-    return get_status(tasks, media, settings, task_id, now)
+    return get_status(tasks, media, settings, task_id, now, user=user)
 
 
-def delete_task(tasks: TaskStore, media: MediaStorage, task_id: str, now: datetime) -> None:
+def delete_task(tasks: TaskStore, media: MediaStorage, task_id: str, now: datetime, *, user: str | None = None) -> None:
     """Cancels the task if it is unfinished, then removes its upload, its video and its record, in that order.
 
     The cancel comes first so that a run in the model stores no video after the delete: a run that stored its
@@ -38,7 +41,7 @@ def delete_task(tasks: TaskStore, media: MediaStorage, task_id: str, now: dateti
     so a delete that stops half-way can be asked again. An expired task not yet removed by retention is deleted
     too (what the user asks for, and what retention would do)."""
     task = tasks.get(task_id)
-    if task is None:
+    if task is None or not visible_to(task, user):
         raise TaskNotFound(f"No task {task_id} exists.")
     if not task.state.is_final:
         tasks.mark_cancelled(task_id, now)  # refused only if it ended meanwhile: deleted all the same

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from leyline.models import ClientBacklog, LineSummary, PresignedPost, StoredObject, Task
+from leyline.models import ClientBacklog, LineSummary, OwnedTasks, PresignedPost, StoredObject, Task
 
 Clock = Callable[[], datetime]
 """The current time, timezone-aware UTC (models.utc_now on AWS; a settable one in tests)."""
@@ -57,6 +57,11 @@ class TaskStore(Protocol):
 
     def client_backlog(self, client: str, pending_since: datetime) -> ClientBacklog:
         """`client`'s unfinished tasks, leaving out those PENDING since before `pending_since`."""
+        ...
+
+    def owned_by(self, owner: str, *, limit: int, cursor: str | None) -> OwnedTasks:
+        """Up to `limit` of `owner`'s tasks, newest first, from where `cursor` (a next_cursor this store gave
+        for `owner`) left off. Raises errors.BadRequest (INVALID_CURSOR) for any other cursor."""
         ...
 
 

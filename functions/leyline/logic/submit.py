@@ -54,8 +54,9 @@ def parse_idempotency_key(value: str | None) -> str | None:
 
 
 def key_scope(client: str) -> str:
-    """Whose keys these are: one client's key never meets another's. Today the client is its source IP (as
-    for the per-client cap); with accounts this becomes the user."""
+    """Whose keys these are: one client's key never meets another's. The client is the one the per-client cap
+    counts (models.Caller.client): the signed-in user in accounts mode (`user:<sub>`, whatever device or IP
+    sends it), the source IP in open mode."""
     return f"client:{client}"
 
 
@@ -69,11 +70,15 @@ def submit_presigned_upload(
     content_type: str | None,
     size: int | None,
     idempotency: Idempotency | None,
+    owner: str | None = None,
 ) -> Submitted[UploadTicket]:
-    """POST /uploads. A replay gets a fresh upload form for the same task while it still waits for its upload."""
+    """POST /uploads. A replay gets a fresh upload form for the same task while it still waits for its upload.
+    `owner`: the signed-in user the task belongs to (accounts mode)."""
 
     def create() -> UploadTicket:
-        return create_presigned_upload(tasks, media, settings, now, client=client, content_type=content_type, size=size)
+        return create_presigned_upload(
+            tasks, media, settings, now, client=client, content_type=content_type, size=size, owner=owner
+        )
 
     if idempotency is None:
         return Submitted(create(), replayed=False)
@@ -99,13 +104,14 @@ def submit_form_upload(
     *,
     client: str,
     idempotency: Idempotency | None,
+    owner: str | None = None,
 ) -> Submitted[str]:
     """POST /upload: the task id. The request is its image: the form's other parts and file name do not count."""
 
     created: list[str] = []
 
     def create() -> dict[str, Any]:
-        created.append(create_form_upload(tasks, media, settings, image, now, client=client).task_id)
+        created.append(create_form_upload(tasks, media, settings, image, now, client=client, owner=owner).task_id)
         return {"task_id": created[0]}
 
     if idempotency is None:

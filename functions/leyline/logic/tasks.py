@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from leyline.config import Settings
 from leyline.errors import (
+    BadRequest,
     InvalidImage,
     PayloadTooLarge,
     TaskCancelled,
@@ -22,6 +23,7 @@ from leyline.models import (
     ClientBacklog,
     LineSummary,
     Task,
+    TaskPage,
     TaskState,
     TaskStatus,
     UploadTicket,
@@ -36,6 +38,9 @@ UPLOAD_GRACE = timedelta(minutes=5)
 # Tasks the model runs side by side (the model-slots issue will make it a template parameter).
 MODEL_SLOTS = 1
 UPLOAD_EXPIRED = "UPLOAD_EXPIRED"
+# GET /tasks pages.
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
 UPLOAD_EXPIRED_MESSAGE = "No image was uploaded before the upload link expired. Please start a new upload."
 
 
@@ -48,6 +53,7 @@ def create_presigned_upload(
     client: str,
     content_type: str | None = None,
     size: int | None = None,
+    owner: str | None = None,
 ) -> UploadTicket:
     """`content_type` and `size`, when the client declares them, are checked before any task exists."""
     if size is not None:
@@ -59,7 +65,7 @@ def create_presigned_upload(
             status=415,
         )
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now)
+    task = _new_task(settings, client, now, owner)
     post = media.presigned_upload(
         upload_key(task.task_id),
         content_type=content_type,
@@ -77,7 +83,14 @@ def create_presigned_upload(
 
 
 def create_form_upload(
-    tasks: TaskStore, media: MediaStorage, settings: Settings, image: bytes, now: datetime, *, client: str
+    tasks: TaskStore,
+    media: MediaStorage,
+    settings: Settings,
+    image: bytes,
+    now: datetime,
+    *,
+    client: str,
+    owner: str | None = None,
 ) -> Task:
     """The form upload (the original API's POST /upload): the bytes go to the same key a presigned upload would use."""
     _check_size(len(image), settings.max_form_upload_bytes, "POST /upload")
@@ -85,19 +98,70 @@ def create_form_upload(
     if image_format is None:
         raise InvalidImage(f"The file is not a {ACCEPTED_NAMES} image.", code="UNSUPPORTED_FORMAT", status=415)
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now)
+    task = _new_task(settings, client, now, owner)
     tasks.create(task)
     media.put(upload_key(task.task_id), image, image_format.mime_type)
     return task
 
 
-def get_status(tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
-    """A CANCELLED task has no place in line, no ETA and no error: finished_at says when it was cancelled."""
-    task = shown_task(tasks, settings, task_id, now)
+def get_status(
+    tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime, *, user: str | None = None
+) -> TaskStatus:
+    """A CANCELLED task has no place in line, no ETA and no error: finished_at says when it was cancelled.
+    `user`: the signed-in caller (accounts mode), who sees only their own tasks; None: anyone sees any task."""
+    return status_of(tasks, media, settings, shown_task(tasks, settings, task_id, now, user=user), now)
+
+
+def list_tasks(
+    tasks: TaskStore,
+    media: MediaStorage,
+    settings: Settings,
+    user: str,
+    now: datetime,
+    *,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> TaskPage:
+    """GET /tasks: one page of `user`'s tasks, newest first, each as GET /status shows it. One index read for
+    the page and at most one line-summary read for all its waiting tasks, whatever the table holds. Expired
+    tasks that retention has not removed yet are left out, as every route treats them as gone."""
+    owned = tasks.owned_by(user, limit=limit, cursor=cursor)
+    shown = [task for task in owned.tasks if task.expires_at > now.timestamp()]
+    for task in shown:
+        show(task, settings, now)
+    waiting = [task for task in shown if task.state is TaskState.QUEUED and task.queued_seq is not None]
+    summary = tasks.line_summary(waiting[0].task_id) if waiting else None  # every copy of the summary is the same
+    statuses = tuple(status_of(tasks, media, settings, task, now, summary=summary) for task in shown)
+    return TaskPage(tasks=statuses, next_cursor=owned.next_cursor)
+
+
+def page_size(raw: str | None) -> int:
+    """`?limit=`: a whole number from 1 to MAX_PAGE_SIZE; DEFAULT_PAGE_SIZE when absent."""
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", code="INVALID_LIMIT")
+    return int(raw)
+
+
+def status_of(
+    tasks: TaskStore,
+    media: MediaStorage,
+    settings: Settings,
+    task: Task,
+    now: datetime,
+    *,
+    summary: LineSummary | None = None,
+) -> TaskStatus:
+    """The status object of a task already read and shown (shown_task), as GET /status and GET /tasks answer it;
+    `summary`: the line summary if already read (else read here when the task waits in line)."""
     queue_position: int | None = None
     eta: float | None = None
     if task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None:
-        queue_position, eta = _place_in_line(tasks, settings, task, now)
+        if summary is None or task.state is TaskState.PROCESSING:
+            queue_position, eta = _place_in_line(tasks, settings, task, now)
+        else:
+            queue_position, eta = _place(task, summary, settings, now)
     video_url = None
     if task.state is TaskState.SUCCESS:
         video_url = _video_url(media, settings, task.task_id)
@@ -120,9 +184,16 @@ def get_status(tasks: TaskStore, media: MediaStorage, settings: Settings, task_i
 
 
 def video_location(
-    tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime, *, attachment: bool
+    tasks: TaskStore,
+    media: MediaStorage,
+    settings: Settings,
+    task_id: str,
+    now: datetime,
+    *,
+    attachment: bool,
+    user: str | None = None,
 ) -> str:
-    task = shown_task(tasks, settings, task_id, now)
+    task = shown_task(tasks, settings, task_id, now, user=user)
     if task.state is TaskState.CANCELLED:
         raise TaskCancelled("This task was cancelled, so it has no video and never will.")
     if task.state is TaskState.FAILURE:
@@ -204,7 +275,7 @@ def upload_window(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.upload_url_seconds) + UPLOAD_GRACE
 
 
-def _new_task(settings: Settings, client: str, now: datetime) -> Task:
+def _new_task(settings: Settings, client: str, now: datetime, owner: str | None) -> Task:
     expires = now + timedelta(days=settings.retention_days)
     return Task(
         task_id=new_task_id(),
@@ -212,20 +283,33 @@ def _new_task(settings: Settings, client: str, now: datetime) -> Task:
         created_at=now,
         expires_at=int(expires.timestamp()),
         client=client,
+        owner=owner,
     )
 
 
-def shown_task(tasks: TaskStore, settings: Settings, task_id: str, now: datetime) -> Task:
-    """The task as every route shows it: 404 unknown, 410 expired, a PENDING task whose upload window closed
-    shown as the FAILURE UPLOAD_EXPIRED it has become."""
-    task = _find(tasks, task_id, now)
-    _give_up_if_upload_window_closed(task, settings, now)
+def shown_task(tasks: TaskStore, settings: Settings, task_id: str, now: datetime, *, user: str | None = None) -> Task:
+    """The task as every route shows it: 404 unknown (or another user's), 410 expired, a PENDING task whose
+    upload window closed shown as the FAILURE UPLOAD_EXPIRED it has become."""
+    task = find_task(tasks, task_id, now, user=user)
+    show(task, settings, now)
     return task
 
 
-def _find(tasks: TaskStore, task_id: str, now: datetime) -> Task:
+def visible_to(task: Task, user: str | None) -> bool:
+    """In accounts mode (`user` given) a user sees their own tasks only; in open mode anyone sees any task."""
+    return user is None or task.owner == user
+
+
+def show(task: Task, settings: Settings, now: datetime) -> None:
+    """A task read from the store as the routes show it (see shown_task)."""
+    _give_up_if_upload_window_closed(task, settings, now)
+
+
+def find_task(tasks: TaskStore, task_id: str, now: datetime, *, user: str | None = None) -> Task:
+    """The task, if `user` may see it (None: anyone may). Another user's task, or an anonymous one in accounts
+    mode, is refused exactly as an unknown one: same error, same words, before anything else is looked at."""
     task = tasks.get(task_id)
-    if task is None:
+    if task is None or not visible_to(task, user):
         raise TaskNotFound(f"No task {task_id} exists.")
     # DynamoDB deletes expired items lazily (within days); until then the task is gone all the same.
     if task.expires_at <= now.timestamp():

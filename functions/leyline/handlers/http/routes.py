@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from leyline.adapters.media_store import MediaStore
 from leyline.adapters.tasks_table import TaskRepository
 from leyline.config import ConfigError, Settings
+from leyline.errors import Unauthorized
 from leyline.handlers.http.request_bodies import create_upload_request, create_upload_request_schema
 from leyline.handlers.http.resolver import (
     build_resolver,
@@ -35,8 +36,8 @@ from leyline.logic.submit import (
     submit_form_upload,
     submit_presigned_upload,
 )
-from leyline.logic.tasks import get_status, video_location
-from leyline.models import TASK_ID_PATTERN, parse_task_id, task_id_from_video_url, utc_now
+from leyline.logic.tasks import get_status, list_tasks, page_size, video_location
+from leyline.models import TASK_ID_PATTERN, Caller, parse_task_id, task_id_from_video_url, utc_now
 
 if TYPE_CHECKING:
     from leyline.adapters.idempotency import DynamoDBSubmitRecords
@@ -81,6 +82,44 @@ def openapi_document() -> Response[str]:
     return Response(200, "application/json", _openapi_document())
 
 
+@app.get(
+    "/config",
+    summary="What a client needs before it calls the API: the access mode and, with accounts, where to sign in",
+    responses={200: _json("ConfigBody", "The access mode and the Cognito user pool (null in open mode)")},
+)
+def client_config() -> Response[str]:
+    return json_response(200, _client_config(), headers={"Cache-Control": "max-age=300"})
+
+
+@cache  # the same for every request of an instance
+def _client_config() -> dict[str, Any]:
+    cognito = None
+    if settings.accounts:
+        from leyline.adapters.identity import cognito_endpoint, region
+
+        cognito = {
+            "region": region(),
+            "user_pool_id": settings.user_pool_id,
+            "client_id": settings.user_pool_client_id,
+            "endpoint": cognito_endpoint(),
+        }
+    return {"access_mode": settings.access_mode, "cognito": cognito}
+
+
+def _caller() -> Caller:
+    """Who sends the request. accounts: the user API Gateway's JWT authorizer vouched for (the claims' `sub`,
+    never the body); without one (the authorizer lets none through) 401. open: the source IP."""
+    source_ip = app.current_event.request_context.http.source_ip
+    if not settings.accounts:
+        return Caller(source_ip)
+    authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    user = ((authorizer.get("jwt") or {}).get("claims") or {}).get("sub")
+    if not user:
+        raise Unauthorized("Sign in first: send your access token as Authorization: Bearer <token>.")
+    logger.append_keys(user=user)
+    return Caller(source_ip, user=str(user))
+
+
 @app.post(
     "/uploads",
     summary="Create a task and a presigned POST to upload its image straight to storage",
@@ -91,6 +130,7 @@ def openapi_document() -> Response[str]:
 )
 @tracer.capture_method
 def create_upload() -> Response[str]:
+    caller = _caller()
     idempotency = _idempotency()
     request = create_upload_request(json_object(app.current_event))
     submitted = submit_presigned_upload(
@@ -98,10 +138,11 @@ def create_upload() -> Response[str]:
         media,
         settings,
         utc_now(),
-        client=app.current_event.request_context.http.source_ip,
+        client=caller.client,
         content_type=request.content_type,
         size=request.size,
         idempotency=idempotency,
+        owner=caller.user,
     )
     _task_submitted(submitted.value.task_id, "presigned upload issued", replayed=submitted.replayed)
     return json_response(201, submitted.value.to_json())
@@ -114,10 +155,12 @@ def create_upload() -> Response[str]:
 )
 @tracer.capture_method
 def upload_form() -> Response[str]:
+    caller = _caller()
     idempotency = _idempotency()
     image = multipart_file(app.current_event, "image")
-    client = app.current_event.request_context.http.source_ip
-    submitted = submit_form_upload(tasks, media, settings, image, utc_now(), client=client, idempotency=idempotency)
+    submitted = submit_form_upload(
+        tasks, media, settings, image, utc_now(), client=caller.client, idempotency=idempotency, owner=caller.user
+    )
     task_id = submitted.value
     _task_submitted(task_id, "image uploaded in a form", replayed=submitted.replayed)
     return json_response(202, {"task_id": task_id, "status_url": f"/status/{task_id}"})
@@ -149,8 +192,25 @@ def _submit_records() -> "DynamoDBSubmitRecords":
 )
 @tracer.capture_method
 def status(task_id: str) -> Response[str]:
+    user = _caller().user
     task_id = _logged(parse_task_id(task_id))
-    return json_response(200, get_status(tasks, media, settings, task_id, utc_now()).to_json())
+    return json_response(200, get_status(tasks, media, settings, task_id, utc_now(), user=user).to_json())
+
+
+@app.get(
+    "/tasks",
+    summary="The caller's tasks, newest first, each as GET /status/{task_id} shows it (accounts mode)",
+    responses={200: _json("TaskPageBody", "One page and the next page's cursor (null: the last)"), **_errors(400, 401)},
+)
+@tracer.capture_method
+def tasks_of_the_caller() -> Response[str]:
+    user = _caller().user
+    if user is None:  # open mode: tasks have no owner, so there is no "mine" to list
+        raise Unauthorized("GET /tasks lists a user's tasks: it needs accounts (AccessMode=accounts).")
+    event = app.current_event
+    limit = page_size(event.get_query_string_value("limit"))
+    cursor = event.get_query_string_value("cursor") or None
+    return json_response(200, list_tasks(tasks, media, settings, user, utc_now(), limit=limit, cursor=cursor).to_json())
 
 
 @app.get(
@@ -160,9 +220,10 @@ def status(task_id: str) -> Response[str]:
 )
 @tracer.capture_method
 def video(task_id: str) -> Response[str]:
+    user = _caller().user
     task_id = _logged(task_id_from_video_url(task_id))
     attachment = app.current_event.get_query_string_value("download") == "1"
-    url = video_location(tasks, media, settings, task_id, utc_now(), attachment=attachment)
+    url = video_location(tasks, media, settings, task_id, utc_now(), attachment=attachment, user=user)
     return json_response(302, {"video_url": url}, headers={"Location": url})
 
 
@@ -181,8 +242,9 @@ def video_by_its_url(video_url: str) -> Response[str]:
 )
 @tracer.capture_method
 def cancel(task_id: str) -> Response[str]:
+    user = _caller().user
     task_id = _logged(parse_task_id(task_id))
-    cancelled = cancel_task(tasks, media, settings, task_id, utc_now())
+    cancelled = cancel_task(tasks, media, settings, task_id, utc_now(), user=user)
     logger.info("task cancelled")
     return json_response(200, cancelled.to_json())
 
@@ -194,8 +256,9 @@ def cancel(task_id: str) -> Response[str]:
 )
 @tracer.capture_method
 def delete(task_id: str) -> Response[str]:
+    user = _caller().user
     task_id = _logged(parse_task_id(task_id))
-    delete_task(tasks, media, task_id, utc_now())
+    delete_task(tasks, media, task_id, utc_now(), user=user)
     logger.info("task deleted")
     return Response(204, None, "", headers={"Cache-Control": "no-store"})
 
@@ -262,7 +325,51 @@ def _openapi_document() -> str:
     }
     for path in ("/uploads", "/upload"):
         document["paths"][path]["post"].setdefault("parameters", []).append(_IDEMPOTENCY_KEY_PARAMETER)
+    document["paths"]["/tasks"]["get"]["parameters"] = _PAGE_PARAMETERS
+    if settings.accounts:
+        _document_the_authorizer(document)
+    else:  # open mode: tasks belong to no one, so there is no history to list (GET /tasks answers 401)
+        del document["paths"]["/tasks"]
     return json.dumps(document)
+
+
+_PUBLIC_PATHS = ("/config",)  # with / and /openapi.json, which the document leaves out
+
+
+def _document_the_authorizer(document: dict[str, Any]) -> None:
+    """accounts mode: every task route needs a Cognito access token (API Gateway's JWT authorizer)."""
+    document["components"]["securitySchemes"] = {
+        "CognitoUser": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A Cognito access token of the user pool GET /config names; a missing or invalid one is"
+            ' API Gateway\'s 401 {"message": "Unauthorized"}.',
+        }
+    }
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path not in _PUBLIC_PATHS:
+                operation["security"] = [{"CognitoUser": []}]
+                operation["responses"].setdefault("401", {"description": "No valid access token"})
+
+
+_PAGE_PARAMETERS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Tasks per page.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "The previous page's next_cursor (opaque); without it, the newest tasks.",
+        "schema": {"type": "string", "minLength": 1},
+    },
+]
 
 
 _IDEMPOTENCY_KEY_PARAMETER = {

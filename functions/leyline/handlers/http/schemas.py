@@ -58,7 +58,32 @@ class VideoRedirectBody(BaseModel):
     video_url: str
 
 
-RESPONSE_BODIES = (ErrorBody, UploadTicketBody, AcceptedUploadBody, StatusBody, VideoRedirectBody)
+class TaskPageBody(BaseModel):
+    tasks: list[StatusBody] = Field(description="The caller's tasks, newest first")
+    next_cursor: str | None = Field(description="Opaque: send it as ?cursor= for the next page; null on the last")
+
+
+class CognitoConfig(BaseModel):
+    region: str
+    user_pool_id: str
+    client_id: str = Field(description="The app client (no secret) to sign in with: USER_PASSWORD_AUTH, refresh")
+    endpoint: str = Field(description="The Cognito user-pool API to call (AWS's regional one, or the local emulator)")
+
+
+class ConfigBody(BaseModel):
+    access_mode: str = Field(description="open: anonymous; accounts: task routes need Authorization: Bearer <token>")
+    cognito: CognitoConfig | None = Field(description="Where to sign up and sign in; null in open mode")
+
+
+RESPONSE_BODIES = (
+    ErrorBody,
+    UploadTicketBody,
+    AcceptedUploadBody,
+    StatusBody,
+    VideoRedirectBody,
+    TaskPageBody,
+    ConfigBody,
+)
 
 
 def openapi_components(ref_prefix: str) -> dict[str, Any]:
