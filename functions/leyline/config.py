@@ -26,6 +26,9 @@ class Settings:
     # ApiFunction's Idempotency-Key submits (SubmitIdempotencyTable).
     idempotency_table: str | None = None
     jobs_queue_url: str | None = None  # IntakeFunction's own
+    # Webhooks: ApiFunction checks targets at submit, WebhookFunction again at delivery; StatusFunction reads the log.
+    webhook_allow_private_targets: bool = False
+    deliveries_table: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -41,6 +44,8 @@ class Settings:
             max_waiting_tasks_per_client=_whole(env, "MAX_WAITING_TASKS_PER_CLIENT"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
+            webhook_allow_private_targets=env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false").strip().lower() == "true",
+            deliveries_table=env.get("DELIVERIES_TABLE") or None,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")

@@ -94,6 +94,15 @@ class Task:
     finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    webhook: Webhook | None = None  # where its events are delivered, if it asked
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A task's webhook: its URL (checked at submit) and the events it asked for (logic/webhooks.py)."""
+
+    url: str
+    events: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from leyline.models import (
     TaskState,
     TaskStatus,
     UploadTicket,
+    Webhook,
     from_epoch,
     new_task_id,
     upload_key,
@@ -48,6 +49,7 @@ def create_presigned_upload(
     client: str,
     content_type: str | None = None,
     size: int | None = None,
+    webhook: Webhook | None = None,
 ) -> UploadTicket:
     """`content_type` and `size`, when the client declares them, are checked before any task exists."""
     if size is not None:
@@ -59,7 +61,7 @@ def create_presigned_upload(
             status=415,
         )
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now)
+    task = _new_task(settings, client, now, webhook)
     post = media.presigned_upload(
         upload_key(task.task_id),
         content_type=content_type,
@@ -77,7 +79,14 @@ def create_presigned_upload(
 
 
 def create_form_upload(
-    tasks: TaskStore, media: MediaStorage, settings: Settings, image: bytes, now: datetime, *, client: str
+    tasks: TaskStore,
+    media: MediaStorage,
+    settings: Settings,
+    image: bytes,
+    now: datetime,
+    *,
+    client: str,
+    webhook: Webhook | None = None,
 ) -> Task:
     """The form upload (the original API's POST /upload): the bytes go to the same key a presigned upload would use."""
     _check_size(len(image), settings.max_form_upload_bytes, "POST /upload")
@@ -85,7 +94,7 @@ def create_form_upload(
     if image_format is None:
         raise InvalidImage(f"The file is not a {ACCEPTED_NAMES} image.", code="UNSUPPORTED_FORMAT", status=415)
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now)
+    task = _new_task(settings, client, now, webhook)
     tasks.create(task)
     media.put(upload_key(task.task_id), image, image_format.mime_type)
     return task
@@ -93,7 +102,11 @@ def create_form_upload(
 
 def get_status(tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime) -> TaskStatus:
     """A CANCELLED task has no place in line, no ETA and no error: finished_at says when it was cancelled."""
-    task = shown_task(tasks, settings, task_id, now)
+    return status_of(tasks, media, settings, shown_task(tasks, settings, task_id, now), now)
+
+
+def status_of(tasks: TaskStore, media: MediaStorage, settings: Settings, task: Task, now: datetime) -> TaskStatus:
+    """The status object of a task already read (GET /status, and each task event)."""
     queue_position: int | None = None
     eta: float | None = None
     if task.state in (TaskState.QUEUED, TaskState.PROCESSING) and task.queued_seq is not None:
@@ -204,7 +217,7 @@ def upload_window(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.upload_url_seconds) + UPLOAD_GRACE
 
 
-def _new_task(settings: Settings, client: str, now: datetime) -> Task:
+def _new_task(settings: Settings, client: str, now: datetime, webhook: Webhook | None = None) -> Task:
     expires = now + timedelta(days=settings.retention_days)
     return Task(
         task_id=new_task_id(),
@@ -212,6 +225,7 @@ def _new_task(settings: Settings, client: str, now: datetime) -> Task:
         created_at=now,
         expires_at=int(expires.timestamp()),
         client=client,
+        webhook=webhook,
     )
 
 

@@ -58,7 +58,30 @@ class VideoRedirectBody(BaseModel):
     video_url: str
 
 
-RESPONSE_BODIES = (ErrorBody, UploadTicketBody, AcceptedUploadBody, StatusBody, VideoRedirectBody)
+class DeliveryAttempt(BaseModel):
+    event_type: str = Field(examples=["task.succeeded"])
+    webhook_id: str = Field(description="The webhook-id header: the same for every attempt of one delivery")
+    attempt: int = Field(ge=1)
+    at: str = Field(description="ISO 8601 UTC")
+    status: int | None = Field(description="The receiver's HTTP status; null when it did not answer")
+    error: str | None = Field(description="Why there was no answer, or why it was not sent")
+    outcome: str = Field(description="delivered, retrying, gone (410), rejected (4xx), refused, dead-lettered")
+    next_retry_at: str | None = Field(description="When it is tried again, while retrying")
+
+
+class DeliveriesBody(BaseModel):
+    task_id: str
+    attempts: list[DeliveryAttempt]
+
+
+RESPONSE_BODIES = (
+    ErrorBody,
+    UploadTicketBody,
+    AcceptedUploadBody,
+    StatusBody,
+    VideoRedirectBody,
+    DeliveriesBody,
+)
 
 
 def openapi_components(ref_prefix: str) -> dict[str, Any]:
