@@ -45,7 +45,9 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with state.lock:
-                state.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
+                state.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                )
                 script = state.scripts.get(self.path, [])
                 status, delay = script.pop(0) if script else (200, 0.0)
             time.sleep(delay)
