@@ -93,7 +93,8 @@ def test_the_form_upload_refuses_one_too(stack: LocalStack, hooks: Receiver) -> 
         data={"webhook_url": hooks.url + "/form"},
         timeout=10,
     )
-    assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_WEBHOOK_URL"
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_WEBHOOK_URL"
 
 
 def test_a_target_that_resolves_to_loopback_at_delivery_is_refused_and_dead_lettered(

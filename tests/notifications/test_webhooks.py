@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from infra.testing import LocalStack
 from tests import imagefactory
-from tests.integration.polling import poll_until_final, upload_form, upload_presigned
+from tests.integration.polling import poll_until_final, upload_presigned
 from tests.notifications.receiver import Receiver, receiver
 from tests.reliability.support import eventually
 from tests.stack import local_stack
@@ -75,7 +75,8 @@ def test_each_requested_event_arrives_signed_and_verifiable_with_the_secret(stac
     bodies = [Webhook(SECRET).verify(request.body, request.headers) for request in got]
     assert [body["type"] for body in bodies] == ["task.started", "task.succeeded"]
     assert all(body["data"]["task_id"] == task_id for body in bodies)
-    assert bodies[1]["data"]["state"] == "SUCCESS" and bodies[1]["data"]["video_url"]
+    assert bodies[1]["data"]["state"] == "SUCCESS"
+    assert bodies[1]["data"]["video_url"]
     # and a wrong key verifies none of them
     with pytest.raises(Exception, match="signature"):
         Webhook(base64.b64encode(b"another key of thirty-two bytes!").decode()).verify(got[0].body, got[0].headers)
@@ -91,7 +92,7 @@ def test_by_default_only_the_final_event_is_sent(stack: LocalStack, hooks: Recei
     poll_until_final(stack.api_url, response.json()["task_id"])
 
     # Then it gets task.succeeded alone
-    got = eventually(lambda: hooks.to("/final"), timeout=30, what="the final hook")
+    eventually(lambda: hooks.to("/final"), timeout=30, what="the final hook")
     time.sleep(1.5)
     assert [json.loads(r.body)["type"] for r in hooks.to("/final")] == ["task.succeeded"]
 
@@ -114,7 +115,8 @@ def test_500_twice_then_200_is_three_attempts_with_one_webhook_id(stack: LocalSt
         (2, 500, "retrying"),
         (3, 200, "delivered"),
     ]
-    assert log[0]["next_retry_at"] and log[2]["next_retry_at"] is None
+    assert log[0]["next_retry_at"]
+    assert log[2]["next_retry_at"] is None
 
 
 def test_410_stops_at_once(stack: LocalStack, hooks: Receiver) -> None:
@@ -133,7 +135,9 @@ def test_a_receiver_that_takes_12_s_is_timed_out_and_retried(stack: LocalStack, 
     poll_until_final(stack.api_url, task_id)
     eventually(lambda: hooks.to("/slow") if len(hooks.to("/slow")) >= 2 else None, timeout=40, what="a retry")
     log = eventually(lambda: attempts(stack, task_id) if len(attempts(stack, task_id)) >= 2 else None, timeout=10)
-    assert log[0]["status"] is None and "10 s" in log[0]["error"] and log[0]["outcome"] == "retrying"
+    assert log[0]["status"] is None
+    assert "10 s" in log[0]["error"]
+    assert log[0]["outcome"] == "retrying"
     assert (log[1]["status"], log[1]["outcome"]) == (200, "delivered")
 
 

@@ -247,7 +247,8 @@ def test_managed_policies_are_only_the_ones_sam_attaches(transformed):
         # Then it carries only the listed exceptions: logs and X-Ray for all, SQS polling for SQS-triggered ones
         assert managed <= ALLOWED_MANAGED_POLICIES, f"{function}: {managed - ALLOWED_MANAGED_POLICIES}"
         assert (f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole" in managed) == (function in SQS_TRIGGERED)
-        assert (f"{MANAGED}service-role/AWSLambdaDynamoDBExecutionRole" in managed) == (function == "TaskEventsFunction")
+        stream_role = f"{MANAGED}service-role/AWSLambdaDynamoDBExecutionRole"
+        assert (stream_role in managed) == (function == "TaskEventsFunction")
 
 
 def test_each_function_is_granted_exactly_what_its_code_calls(transformed):
