@@ -12,8 +12,7 @@ from typing import Any
 from leyline.handlers.init_phase import init_phase
 
 with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
-    from aws_lambda_powertools import Logger, Metrics, Tracer
-    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools import Logger, Tracer
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from leyline.adapters.event_bus import EventBus
@@ -29,7 +28,6 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     bus = EventBus(os.environ["TASK_EVENT_BUS"])
     logger = Logger()
     tracer = Tracer()
-    metrics = Metrics()
 
 
 def task_write(record: dict[str, Any]) -> TaskWrite:
@@ -44,12 +42,10 @@ def task_write(record: dict[str, Any]) -> TaskWrite:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     writes = [task_write(record) for record in event.get("Records", [])]
     first_unpublished = publish_changes(tasks, media, settings, bus, writes, utc_now())
     if first_unpublished is None:
         return {"batchItemFailures": []}
     logger.warning("task events not published: retrying from the first", extra={"sequence": first_unpublished})
-    metrics.add_metric(name="TaskEventsRetried", unit=MetricUnit.Count, value=1)
     return {"batchItemFailures": [{"itemIdentifier": first_unpublished}]}
