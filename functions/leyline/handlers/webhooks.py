@@ -6,6 +6,7 @@ A failed attempt that may be retried leaves the message on WebhookQueue, hidden 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -73,7 +74,7 @@ def record_handler(record: SQSRecord) -> None:
         signer=signer,
     )
     deliveries.record(logged(delivery, attempt, now, outcome, task.expires_at))
-    logger.info("webhook attempt", extra={"webhook_id": delivery.webhook_id, "attempt": attempt, **outcome.__dict__})
+    logger.info("webhook attempt", extra={"webhook_id": delivery.webhook_id, "attempt": attempt, **dataclasses.asdict(outcome)})
     metrics.add_metric(name=f"Webhook{outcome.outcome.title().replace('-', '')}", unit=MetricUnit.Count, value=1)
     if outcome.retry_in is not None:
         hide(queues, queue_arn, record.receipt_handle, outcome.retry_in)
