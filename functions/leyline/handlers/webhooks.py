@@ -74,7 +74,9 @@ def record_handler(record: SQSRecord) -> None:
         signer=signer,
     )
     deliveries.record(logged(delivery, attempt, now, outcome, task.expires_at))
-    logger.info("webhook attempt", extra={"webhook_id": delivery.webhook_id, "attempt": attempt, **dataclasses.asdict(outcome)})
+    logger.info(
+        "webhook attempt", extra={"webhook_id": delivery.webhook_id, "attempt": attempt, **dataclasses.asdict(outcome)}
+    )
     metrics.add_metric(name=f"Webhook{outcome.outcome.title().replace('-', '')}", unit=MetricUnit.Count, value=1)
     if outcome.retry_in is not None:
         hide(queues, queue_arn, record.receipt_handle, outcome.retry_in)
