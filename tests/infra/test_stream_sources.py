@@ -103,8 +103,7 @@ def make(tmp_path: Path) -> Iterator[Callable[..., tuple[Stack, Any, Callable[..
             session = boto3.Session(region_name=stack.region)
             provision(stack, session, endpoint)
             clients = {
-                name: session.client(name, endpoint_url=endpoint)  # type: ignore[call-overload]
-                for name in ("sqs", "dynamodb", "dynamodbstreams")
+                name: session.client(name, endpoint_url=endpoint) for name in ("sqs", "dynamodb", "dynamodbstreams")
             }
 
             def run(answer: Callable[[list[dict[str, Any]]], Invocation] = ok) -> Function:

@@ -56,7 +56,7 @@ def operator_queue(stack: LocalStack) -> str:
 
 
 def drain(stack: LocalStack, queue: str) -> list[dict[str, Any]]:
-    sqs, seen = stack.client("sqs"), []
+    sqs, seen = stack.client("sqs"), list[dict[str, Any]]()
     while True:
         batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not batch:

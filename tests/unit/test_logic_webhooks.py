@@ -9,7 +9,7 @@ import pytest
 
 from leyline.adapters.webhook_signing import signature
 from leyline.errors import InvalidWebhookUrl
-from leyline.logic.webhooks import Delivery, attempt_delivery, jittered, parse_delays, parse_webhook
+from leyline.logic.webhooks import Delivery, Outcome, attempt_delivery, jittered, parse_delays, parse_webhook
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -47,7 +47,7 @@ class Signer:
 DELIVERY = Delivery("t", "task.succeeded", "msg_t_succeeded", '{"type":"task.succeeded"}')
 
 
-def deliver(target: Target, resolve: Resolver, attempt: int = 1, allow_private: bool = False) -> object:
+def deliver(target: Target, resolve: Resolver, attempt: int = 1, allow_private: bool = False) -> Outcome:
     return attempt_delivery(
         DELIVERY,
         "https://hooks.example.com/x",
@@ -110,7 +110,7 @@ def test_each_attempt_carries_both_signatures_during_a_rotation():
     ],
 )
 def test_what_each_answer_leads_to(status, error, outcome):
-    assert deliver(Target(status, error), Resolver(["93.184.215.14"])).outcome == outcome  # type: ignore[attr-defined]
+    assert deliver(Target(status, error), Resolver(["93.184.215.14"])).outcome == outcome
 
 
 def test_retries_end_in_the_dead_letter_queue_once_the_delays_are_spent():
