@@ -45,7 +45,8 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     logger = Logger()
     tracer = Tracer()
     metrics = Metrics()
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A failed attempt is reported, not raised: its message is already timed for the next retry.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class RetryLater(Exception):
