@@ -715,6 +715,33 @@ def _accounts_text(entry: Entry, goals: Goals) -> list[str]:
     ]
 
 
+# ---- webhooks: delivery latency ---------------------------------------------------------------------
+def _webhook_figures(r: Result, goals: Goals) -> list[Row]:
+    s = r["latency_ms"]
+    return [
+        _under(
+            "Webhook delivery, SUCCESS to the receiver's 200",
+            f"{s['median']:.0f} ms",
+            s["median"],
+            goals["median_ms"],
+            "ms",
+            "median",
+        )
+    ]
+
+
+def _webhook_text(entry: Entry, goals: Goals) -> list[str]:
+    r = entry["result"]
+    return [
+        f"{r['samples']} tasks, one at a time ({r['model_seconds']:g} s model), each with a `webhook_url` on a "
+        "receiver on 127.0.0.1; the time from the task's `finished_at` (the SUCCESS write) to the receiver "
+        "answering 200. The path: TasksTable's stream, TaskEventsFunction, TaskEventBus, WebhookRule, "
+        "WebhookQueue, WebhookFunction. The local stream poller reads every 0.25 s and the SQS poller "
+        "long-polls, as Lambda's do.",
+        _table(_STATS_HEADER, [_stats_row("SUCCESS -> 200", r["latency_ms"])]),
+    ]
+
+
 # ---- the benchmarks, in the page's order ---------------------------------------------------------
 # One row each (formatted by hand, as a table): goals are what the figures are held against; run_order puts
 # the quiet measurements first and the cost last, as it reads the overhead's and encode's results.
@@ -742,6 +769,8 @@ BENCHMARKS = (
               goals={"p50_ratio": 1.2}, title="Backlog scale: a status read at any length of the line",
               text=_backlog_scale_text,
               plot=Plot("bench-backlog-scale.png", "Status latency against the line's length", _backlog_scale_plot)),
+    Benchmark("webhooks", runs.webhooks, run_order=10, figures=_webhook_figures, goals={"median_ms": 1000},
+              title="Webhook delivery latency", text=_webhook_text),
     Benchmark("cost", runs.cost, run_order=8, figures=_cost_figures, goals={},
               title="Cost on AWS", text=_cost_text),
     Benchmark("accounts", runs.accounts, run_order=9, figures=_accounts_figures,

@@ -10,6 +10,7 @@ Environment:
   LEYLINE_TEMPLATE              template path (template.yaml of the repository)
   LEYLINE_STACK_NAME            stack name, the prefix of physical names (leyline-local)
   LEYLINE_EXIT_WITH_PARENT      "1": stop when the parent process dies (set by infra.testing)
+  LEYLINE_WEBHOOK_SECRET        the webhooks' Standard Webhooks signing secret (whsec_...; default: generated once)
   LEYLINE_FUNCTIONS_AWS_ENDPOINT
                                 the AWS endpoint the functions' own calls use (their AWS_ENDPOINT_URL; default:
                                 the stack's), e.g. a proxy in front of it; provisioning and the SQS pollers,
@@ -57,7 +58,7 @@ def main() -> int:
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     runtime: LocalRuntime | None = None
     try:
-        provision(stack, boto3.Session(), endpoint)
+        provision(stack, boto3.Session(), endpoint, secret_strings=settings.secret_strings)
         runtime = LocalRuntime(
             stack,
             endpoint_url=endpoint,
@@ -143,7 +144,10 @@ def _announce(
         elif resource.type in SERVICE_ASSIGNED_IDS:  # accounts mode: what GET /config names, for the aws CLI
             console.line(_SOURCE, f"{resource.type:<22} {logical_id}: {stack.ref(logical_id)}")
     for pool in runtime.pools.values():
-        sources = ", ".join(s.queue_logical_id for s in pool.spec.sqs_sources)
+        sources = ", ".join(
+            [s.queue_logical_id for s in pool.spec.sqs_sources]
+            + [f"{s.table_logical_id} stream" for s in pool.spec.stream_sources]
+        )
         routes = ", ".join(f"{m} {p}" for m, p in pool.spec.http_routes)
         console.line(_SOURCE, f"function {pool.spec.logical_id}: {routes or sources} (pids {pool.worker_pids()})")
     console.line(_SOURCE, READY_MARKER)

@@ -9,7 +9,9 @@ silently lack something the template declares. AWS::Serverless::* resources are 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import secrets
+import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -47,18 +49,28 @@ class _Clients:
 Provisioner = Callable[[_Clients, str, Props], str | None]
 
 
-def provision(stack: Stack, session: boto3.Session, endpoint_url: str | None = None) -> None:
-    """Create (or converge) the stack's resources, dependencies first."""
+def provision(
+    stack: Stack,
+    session: boto3.Session,
+    endpoint_url: str | None = None,
+    *,
+    secret_strings: Mapping[str, str] | None = None,
+) -> None:
+    """Create (or converge) the stack's resources, dependencies first. `secret_strings`: the value of an
+    AWS::SecretsManager::Secret (by logical id) instead of the one its GenerateSecretString would make."""
     order = provisioning_order(stack)
     for logical_id in order:  # refuse before creating anything
         _check_supported(stack, logical_id)
     clients = _Clients(session, endpoint_url, stack.region)
+    given = secret_strings or {}
     for logical_id in order:
         resource_type = stack.resources[logical_id].type
         # Properties are resolved only now: they may `!Ref` an id assigned by a resource provisioned before.
-        assigned = _PROVISIONERS[resource_type].create(
-            clients, stack.physical_name(logical_id), stack.properties(logical_id)
-        )
+        props = stack.properties(logical_id)
+        if logical_id in given:
+            props = {key: value for key, value in props.items() if key != "GenerateSecretString"}
+            props["SecretString"] = given[logical_id]
+        assigned = _PROVISIONERS[resource_type].create(clients, stack.physical_name(logical_id), props)
         if assigned is not None:
             stack.assign_id(logical_id, assigned)
 
@@ -307,6 +319,51 @@ def _rule(aws: _Clients, name: str, props: Props) -> None:
             raise RuntimeError(f"rule {name}: {failed} targets were rejected")
 
 
+def _event_bus(aws: _Clients, name: str, props: Props) -> None:
+    try:
+        aws("events").create_event_bus(
+            Name=name, **({"Description": props["Description"]} if "Description" in props else {})
+        )
+    except ClientError as error:
+        _ignore(error, "ResourceAlreadyExistsException")
+
+
+# ---- Secrets Manager --------------------------------------------------------------------------
+def _secret(aws: _Clients, name: str, props: Props) -> None:
+    """A given SecretString is (re)written; a generated one is made once and kept across restarts."""
+    manager = aws("secretsmanager")
+    given = props.get("SecretString")
+    try:
+        current = manager.get_secret_value(SecretId=name)["SecretString"]
+    except ClientError as error:
+        _ignore(error, "ResourceNotFoundException")
+        current = None
+    if current is None:
+        value = given if given is not None else _generated_secret(props.get("GenerateSecretString", {}))
+        manager.create_secret(Name=name, SecretString=value, Description=props.get("Description", ""))
+    elif given is not None and given != current:
+        manager.put_secret_value(SecretId=name, SecretString=given)
+
+
+_GENERATE_KEYS = _names("SecretStringTemplate GenerateStringKey PasswordLength ExcludePunctuation")
+
+
+def _generated_secret(spec: Props) -> str:
+    """What CloudFormation's GenerateSecretString makes, for the options it is given here."""
+    unsupported = set(spec) - _GENERATE_KEYS
+    if unsupported:
+        raise TemplateError(f"GenerateSecretString {sorted(unsupported)} are not provisioned locally")
+    alphabet = string.ascii_letters + string.digits
+    if not _bool(spec.get("ExcludePunctuation", False)):
+        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+    password = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    if "GenerateStringKey" not in spec:
+        return password
+    document = json.loads(spec.get("SecretStringTemplate", "{}"))
+    document[spec["GenerateStringKey"]] = password
+    return json.dumps(document)
+
+
 # ---- CloudWatch -------------------------------------------------------------------------------
 _ALARM_INTEGERS = _names("Period EvaluationPeriods DatapointsToAlarm")
 _ALARM_KEYS = (
@@ -414,6 +471,8 @@ _PROVISIONERS: dict[str, _Kind] = {
         _table,
     ),
     "AWS::Events::Rule": _Kind(_names("Name Description EventBusName RoleArn State EventPattern Targets"), _rule),
+    "AWS::Events::EventBus": _Kind(_names("Name Description"), _event_bus),
+    "AWS::SecretsManager::Secret": _Kind(_names("Name Description GenerateSecretString SecretString"), _secret),
     "AWS::CloudWatch::Alarm": _Kind(_ALARM_KEYS | {"AlarmName"}, _alarm),
     "AWS::Cognito::UserPool": _Kind(_USER_POOL_KEYS | {"UserPoolName"}, _user_pool),
     "AWS::Cognito::UserPoolClient": _Kind(_CLIENT_KEYS | {"UserPoolId"}, _user_pool_client),

@@ -1,4 +1,4 @@
-"""The local Lambda service: function pools, SQS event source mappings and the HTTP gateway."""
+"""The local Lambda service: function pools, event source mappings (SQS, DynamoDB streams) and the HTTP gateway."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import boto3
 from botocore.config import Config
 
-from infra.event_sources import SqsPoller, pollers_for
+from infra.event_source_kinds import CLIENT_SERVICES, pollers
 from infra.functions import Console, FunctionPool
 from infra.gateway import Gateway
 from infra.settings import FAKE_CREDENTIALS
@@ -71,18 +71,18 @@ class LocalRuntime:
             )
             for logical_id, spec in stack.functions.items()
         }
-        sqs = boto3.Session().client(
-            "sqs",
-            endpoint_url=endpoint_url,
-            region_name=stack.region,
-            config=Config(max_pool_connections=50),
-        )
-        self.pollers = [
-            SqsPoller(stack, source, pool, sqs, console, self._stopping)
-            for pool in self.pools.values()
-            for source in pool.spec.sqs_sources
-            for _ in range(pollers_for(source, pool))
-        ]
+        session = boto3.Session()
+        clients = {
+            service: session.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=endpoint_url,
+                region_name=stack.region,
+                config=Config(max_pool_connections=50),
+            )
+            for service in CLIENT_SERVICES
+        }
+        # Every kind of event source of every function (infra.event_source_kinds).
+        self.pollers = pollers(stack, list(self.pools.values()), clients, console, self._stopping)
         self.gateway = (
             None
             if stack.http_api is None

@@ -3,6 +3,7 @@ infra.testing, so both bind the template the same way)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ FAKE_CREDENTIALS = {
 # Friendly aliases for template parameters.
 PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds"}
 CORS_PARAMETER = "CorsAllowedOrigins"
+# Template parameters whose local default differs from the deployed one (an override still wins): webhooks may
+# reach a receiver on this machine (http, 127.0.0.1).
+LOCAL_PARAMETER_DEFAULTS = {"WebhookAllowPrivateTargets": "true"}
+# Secrets the local stack sets from an environment variable instead of generating them: variable ->
+# (the secret's logical id, the key of its JSON document that holds the value).
+SECRET_VARIABLES = {"LEYLINE_WEBHOOK_SECRET": ("WebhookSigningSecret", "key")}
 
 
 def local_origins(api_port: int) -> list[str]:
@@ -47,6 +54,15 @@ def port_following_overrides(
     return {} if parameters[CORS_PARAMETER] == origins else {CORS_PARAMETER: ",".join(origins)}
 
 
+def local_default_overrides(parameters: Mapping[str, str | list[str]], overrides: Collection[str]) -> dict[str, str]:
+    """LOCAL_PARAMETER_DEFAULTS the template declares and the user did not set (`overrides`)."""
+    return {
+        name: value
+        for name, value in LOCAL_PARAMETER_DEFAULTS.items()
+        if name in parameters and name not in overrides and parameters[name] != value
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     template: Path = REPO_ROOT / "template.yaml"
@@ -59,6 +75,8 @@ class Settings:
     # Where the functions' own AWS calls go, if not to the stack's endpoint (e.g. a proxy in front of it,
     # LEYLINE_FUNCTIONS_AWS_ENDPOINT); provisioning and the SQS pollers, being Lambda's, keep the endpoint.
     functions_aws_endpoint: str | None = None
+    # Secret values by logical id (SECRET_VARIABLES), as provisioning writes them.
+    secret_strings: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -73,12 +91,18 @@ class Settings:
             parameter_overrides=overrides,
             exit_with_parent=env.get("LEYLINE_EXIT_WITH_PARENT") == "1",
             functions_aws_endpoint=env.get("LEYLINE_FUNCTIONS_AWS_ENDPOINT") or None,
+            secret_strings={
+                logical_id: json.dumps({key: env[variable]})
+                for variable, (logical_id, key) in SECRET_VARIABLES.items()
+                if env.get(variable)
+            },
         )
 
     def load_stack(self) -> Stack:
         stack = self._bind(self.parameter_overrides)
         # Only the bound template says which parameters it declares: bind again if a default must follow the port.
         local = port_following_overrides(self.api_port, stack.parameters, self.parameter_overrides)
+        local |= local_default_overrides(stack.parameters, self.parameter_overrides)
         return self._bind({**self.parameter_overrides, **local}) if local else stack
 
     def _bind(self, overrides: Mapping[str, str]) -> Stack:

@@ -40,6 +40,11 @@ SERVICE_ASSIGNED_IDS = frozenset({"AWS::Cognito::UserPool", "AWS::Cognito::UserP
 _SQS_EVENT_PROPERTIES = frozenset(
     {"Queue", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "Enabled", "ScalingConfig"}
 )
+_STREAM_EVENT_PROPERTIES = frozenset(
+    {"Stream", "StartingPosition", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes"}
+    | {"Enabled", "ParallelizationFactor", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds"}
+    | {"BisectBatchOnFunctionError", "FilterCriteria", "DestinationConfig"}
+)
 # Explicit-name property per type; without it CloudFormation generates a name.
 _NAME_PROPERTY = {
     "AWS::S3::Bucket": "BucketName",
@@ -49,6 +54,8 @@ _NAME_PROPERTY = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::Cognito::UserPool": "UserPoolName",
     "AWS::Cognito::UserPoolClient": "ClientName",
+    "AWS::Events::EventBus": "Name",
+    "AWS::SecretsManager::Secret": "Name",
     SERVERLESS_FUNCTION: "FunctionName",
 }
 
@@ -76,6 +83,20 @@ class SqsSource:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """One DynamoDB stream event source mapping of a function (infra/stream_sources.py runs it)."""
+
+    table_logical_id: str
+    starting_position: str = "LATEST"
+    batch_size: int = 100
+    maximum_batching_window_seconds: int = 0
+    report_batch_item_failures: bool = False
+    maximum_retry_attempts: int = -1  # -1: until the record leaves the stream
+    filter_patterns: tuple[str, ...] = ()  # Lambda's FilterCriteria: a record passes if any pattern matches
+    on_failure_queue_logical_id: str | None = None  # DestinationConfig.OnFailure (an SQS queue of the template)
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """An AWS::Serverless::Function after Globals and intrinsics."""
 
@@ -96,6 +117,7 @@ class FunctionSpec:
     # The authorizer a route names itself ((method, path) -> name, NO_AUTHORIZER for a public route); the
     # others take the HttpApi's DefaultAuthorizer.
     route_authorizers: tuple[tuple[tuple[str, str], str], ...] = ()
+    stream_sources: tuple[StreamSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,6 +255,8 @@ class Stack:
         if resource.type in SERVICE_ASSIGNED_IDS:
             # Until provisioned, a placeholder no service would give (the parent of a local stack never provisions).
             return self.assigned_ids.get(logical_id, f"<{logical_id} id: assigned when provisioned>")
+        if resource.type == "AWS::SecretsManager::Secret":
+            return self.get_att(logical_id, "Id")
         return self.physical_name(logical_id)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -251,7 +275,14 @@ class Stack:
                 "QueueName": name,
                 "QueueUrl": self.queue_url(logical_id),
             },
-            "AWS::DynamoDB::Table": {"Arn": f"arn:aws:dynamodb:{region}:{account}:table/{name}"},
+            "AWS::DynamoDB::Table": {
+                "Arn": f"arn:aws:dynamodb:{region}:{account}:table/{name}",
+                # The real label is the stream's creation time; the local poller looks the stream up by table.
+                "StreamArn": f"arn:aws:dynamodb:{region}:{account}:table/{name}/stream/local",
+            },
+            "AWS::Events::EventBus": {"Arn": f"arn:aws:events:{region}:{account}:event-bus/{name}", "Name": name},
+            # AWS appends 6 random characters; Secrets Manager (and moto) accept the ARN without them.
+            "AWS::SecretsManager::Secret": {"Id": f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"},
             "AWS::Events::Rule": {"Arn": f"arn:aws:events:{region}:{account}:rule/{name}"},
             "AWS::CloudWatch::Alarm": {"Arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"},
             SERVERLESS_FUNCTION: {"Arn": f"arn:aws:lambda:{region}:{account}:function:{name}"},
@@ -363,6 +394,7 @@ class Stack:
         http_routes: list[tuple[str, str]] = []
         route_authorizers: list[tuple[tuple[str, str], str]] = []
         sqs_sources: list[SqsSource] = []
+        stream_sources: list[StreamSource] = []
         for event_id, event in props.get("Events", {}).items():
             where = f"{logical_id}.Events.{event_id}"
             if event.get("Type") == "HttpApi":
@@ -376,6 +408,10 @@ class Stack:
                 source = self._sqs_source(where, event["Properties"])
                 if source is not None:
                     sqs_sources.append(source)
+            elif event.get("Type") == "DynamoDB":
+                stream = self._stream_source(where, event["Properties"])
+                if stream is not None:
+                    stream_sources.append(stream)
             else:
                 raise TemplateError(f"{where}: event type {event.get('Type')} is not supported")
         return FunctionSpec(
@@ -393,6 +429,7 @@ class Stack:
             sqs_sources=tuple(sqs_sources),
             layers=self._layers(logical_id, props.get("Layers", [])),
             route_authorizers=tuple(route_authorizers),
+            stream_sources=tuple(stream_sources),
         )
 
     def _layers(self, where: str, layers: list[Any]) -> tuple[str, ...]:
@@ -437,6 +474,37 @@ class Stack:
             report_batch_item_failures="ReportBatchItemFailures" in resolved.get("FunctionResponseTypes", []),
             maximum_batching_window_seconds=int(resolved.get("MaximumBatchingWindowInSeconds", 0)),
             maximum_concurrency=None if scaling is None else int(scaling),
+        )
+
+    def _stream_source(self, where: str, props: dict[str, Any]) -> StreamSource | None:
+        _check_keys(where, props, _STREAM_EVENT_PROPERTIES)
+        table = _getatt_of(props["Stream"])
+        if table is None or table[1] != "StreamArn" or table[0] not in self.resources:
+            raise TemplateError(f"{where}: Stream must be !GetAtt <table of this template>.StreamArn")
+        resolved = self.resolve(props)
+        if not resolved.get("Enabled", True):
+            return None
+        if int(resolved.get("ParallelizationFactor", 1)) != 1 or resolved.get("BisectBatchOnFunctionError") in (
+            True,
+            "true",
+        ):
+            raise TemplateError(
+                f"{where}: only ParallelizationFactor 1, without BisectBatchOnFunctionError, runs locally"
+            )
+        destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        on_failure = _getatt_of(destination) if destination is not None else None
+        if destination is not None and (on_failure is None or on_failure[1] != "Arn"):
+            raise TemplateError(f"{where}: OnFailure.Destination must be !GetAtt <queue of this template>.Arn")
+        filters = resolved.get("FilterCriteria", {}).get("Filters", [])
+        return StreamSource(
+            table_logical_id=table[0],
+            starting_position=str(resolved.get("StartingPosition", "LATEST")),
+            batch_size=int(resolved.get("BatchSize", 100)),
+            maximum_batching_window_seconds=int(resolved.get("MaximumBatchingWindowInSeconds", 0)),
+            report_batch_item_failures="ReportBatchItemFailures" in resolved.get("FunctionResponseTypes", []),
+            maximum_retry_attempts=int(resolved.get("MaximumRetryAttempts", -1)),
+            filter_patterns=tuple(str(f["Pattern"]) for f in filters),
+            on_failure_queue_logical_id=None if on_failure is None else on_failure[0],
         )
 
     def _http_api_spec(self) -> HttpApiSpec | None:
@@ -679,6 +747,16 @@ def _references(value: Any) -> Iterator[str]:
                     yield from _references(arg[1])
             else:
                 yield from _references(arg)
+
+
+def _getatt_of(value: Any) -> tuple[str, str] | None:
+    """(logical id, attribute) of a `!GetAtt`, or None for anything else."""
+    getatt = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    if isinstance(getatt, str):
+        getatt = getatt.split(".", 1)
+    if not isinstance(getatt, list) or len(getatt) != 2:
+        return None
+    return str(getatt[0]), str(getatt[1])
 
 
 def _env_value(logical_id: str, key: str, value: Any) -> str:

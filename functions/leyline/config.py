@@ -39,6 +39,9 @@ class Settings:
     @property
     def accounts(self) -> bool:
         return self.access_mode == ACCOUNTS
+    # Webhooks: ApiFunction checks targets at submit, WebhookFunction again at delivery; StatusFunction reads the log.
+    webhook_allow_private_targets: bool = False
+    deliveries_table: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -57,6 +60,8 @@ class Settings:
             access_mode=env.get("ACCESS_MODE") or OPEN,
             user_pool_id=env.get("USER_POOL_ID") or None,
             user_pool_client_id=env.get("USER_POOL_CLIENT_ID") or None,
+            webhook_allow_private_targets=env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false").strip().lower() == "true",
+            deliveries_table=env.get("DELIVERIES_TABLE") or None,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")

@@ -123,6 +123,14 @@ class UploadClosed(LeylineError):
         self.task_id = task_id
 
 
+class InvalidWebhookUrl(LeylineError):
+    """A submit's webhook_url (or webhook_events) that the service will not call: not https, not a public
+    address (unless WebhookAllowPrivateTargets), or not a URL at all."""
+
+    code = "INVALID_WEBHOOK_URL"
+    status = 400
+
+
 class InvalidImage(LeylineError):
     """The uploaded bytes cannot become a video: permanent, never worth a retry.
 

@@ -95,6 +95,15 @@ class Task:
     error_code: str | None = None
     error_message: str | None = None
     owner: str | None = None  # the user who created it (accounts mode: the token's `sub`); None: anonymous
+    webhook: Webhook | None = None  # where its events are delivered, if it asked
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A task's webhook: its URL (checked at submit) and the events it asked for (logic/webhooks.py)."""
+
+    url: str
+    events: tuple[str, ...]
 
 
 @dataclass(frozen=True)

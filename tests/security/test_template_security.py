@@ -9,8 +9,16 @@ import pytest
 
 from tests.security.sam import resources_of_type, source_template, transformed_template
 
-FUNCTIONS = ("ApiFunction", "StatusFunction", "IntakeFunction", "ProcessorFunction", "DeadLetterFunction")
-SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction"}
+FUNCTIONS = (
+    "ApiFunction",
+    "StatusFunction",
+    "IntakeFunction",
+    "ProcessorFunction",
+    "DeadLetterFunction",
+    "TaskEventsFunction",
+    "WebhookFunction",
+)
+SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction", "WebhookFunction"}
 MANAGED = "arn:aws:iam::aws:policy/"
 
 # The only AWS managed policies a function role may carry; SAM attaches them, none is ours to scope.
@@ -22,6 +30,9 @@ ALLOWED_MANAGED_POLICIES = {
     # Every SQS event source: the event source mapping polls with the function's role (ReceiveMessage,
     # DeleteMessage, GetQueueAttributes on "*"); SAM adds it whenever a function has an SQS event.
     f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole",
+    # A DynamoDB stream source: the mapping reads the stream with the function's role (GetRecords,
+    # GetShardIterator, DescribeStream, ListStreams on "*"); SAM adds it whenever a function has a DynamoDB event.
+    f"{MANAGED}service-role/AWSLambdaDynamoDBExecutionRole",
 }
 
 # What each function's own code calls, and nothing more. A new AWS call in a function needs a line here
@@ -48,6 +59,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("s3:GetObject", "MediaBucket/videos/*"),
         # GET /tasks: one Query of the caller's partition of the owner index (never a scan, never the table)
         ("dynamodb:Query", "TasksTable/index/OwnerIndex"),
+        ("dynamodb:Query", "WebhookDeliveriesTable"),
     },
     "IntakeFunction": {
         ("dynamodb:GetItem", "TasksTable"),
@@ -72,6 +84,21 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("sqs:ChangeMessageVisibility", "JobsQueue"),
     },
     "DeadLetterFunction": {("dynamodb:GetItem", "TasksTable"), ("dynamodb:UpdateItem", "TasksTable")},
+    "TaskEventsFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("s3:GetObject", "MediaBucket/videos/*"),
+        ("events:PutEvents", "TaskEventBus"),
+        # the mapping's OnFailure destination (SAM's statement): where the events it gave up on are recorded
+        ("sqs:SendMessage", "TaskEventsFailedQueue"),
+    },
+    "WebhookFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:PutItem", "WebhookDeliveriesTable"),
+        ("secretsmanager:GetSecretValue", "{'Ref': 'WebhookSigningSecret'}"),
+        ("sqs:GetQueueUrl", "WebhookQueue"),
+        ("sqs:ChangeMessageVisibility", "WebhookQueue"),
+        ("sqs:SendMessage", "WebhookDeadLetterQueue"),
+    },
 }
 
 
@@ -222,6 +249,8 @@ def test_managed_policies_are_only_the_ones_sam_attaches(transformed):
         # Then it carries only the listed exceptions: logs and X-Ray for all, SQS polling for SQS-triggered ones
         assert managed <= ALLOWED_MANAGED_POLICIES, f"{function}: {managed - ALLOWED_MANAGED_POLICIES}"
         assert (f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole" in managed) == (function in SQS_TRIGGERED)
+        stream_role = f"{MANAGED}service-role/AWSLambdaDynamoDBExecutionRole"
+        assert (stream_role in managed) == (function == "TaskEventsFunction")
 
 
 def test_each_function_is_granted_exactly_what_its_code_calls(transformed):

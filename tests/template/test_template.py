@@ -58,6 +58,8 @@ def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(tra
         "IntakeFunction",
         "ProcessorFunction",
         "DeadLetterFunction",
+        "TaskEventsFunction",
+        "WebhookFunction",
     }
     routes = {
         res["Properties"]["RouteKey"] for res in resources_of_type(transformed, "AWS::ApiGatewayV2::Route").values()
@@ -135,7 +137,7 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(template):
         for dimension in resource["Properties"]["Dimensions"]
         if dimension["Name"] == "QueueName"
     }
-    assert dead_letter_queues == {"JobsDeadLetterQueue", "IntakeDeadLetterQueue"}
+    assert dead_letter_queues == {"JobsDeadLetterQueue", "IntakeDeadLetterQueue", "WebhookDeadLetterQueue"}
     assert dead_letter_queues <= watched
 
 

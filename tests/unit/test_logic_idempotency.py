@@ -25,7 +25,7 @@ from leyline.logic.submit import (
     submit_form_upload,
     submit_presigned_upload,
 )
-from leyline.models import Task, TaskState
+from leyline.models import Task, TaskState, Webhook
 from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeSubmitRecords, FakeTaskStore
 
 ME, SOMEONE_ELSE = "198.51.100.1", "203.0.113.9"
@@ -256,3 +256,37 @@ def test_a_form_upload_is_the_same_request_when_its_image_is(world):
     # And the fingerprint is the image's hash (the form's other parts never reach it)
     (fingerprint, _), *_ = world.records.records.values()
     assert fingerprint == {"route": "POST /upload", "image_sha256": hashlib.sha256(PNG).hexdigest()}
+
+
+def test_a_webhook_is_part_of_the_request_and_is_kept_on_the_task(world):
+    # Given a first submit with a key and a webhook
+    hook = Webhook("https://hooks.example/a", ("succeeded",))
+    first = submit_presigned_upload(
+        world.tasks,
+        world.media,
+        world.settings,
+        world.clock(),
+        client=ME,
+        content_type="image/png",
+        size=100,
+        idempotency=Idempotency(world.records, "k-hook"),
+        webhook=hook,
+    )
+    # Then the task carries it (the webhook consumer reads it there)
+    stored = world.tasks.get(first.value.task_id)
+    assert stored is not None
+    assert stored.webhook == hook
+    # And the same key with another webhook is another request: refused, nothing created
+    with pytest.raises(IdempotencyKeyReused):
+        submit_presigned_upload(
+            world.tasks,
+            world.media,
+            world.settings,
+            world.clock(),
+            client=ME,
+            content_type="image/png",
+            size=100,
+            idempotency=Idempotency(world.records, "k-hook"),
+            webhook=Webhook("https://hooks.example/b", ("succeeded",)),
+        )
+    assert world.tasks_of() == 1

@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from leyline.errors import BadRequest
-from leyline.models import ClientBacklog, LineSummary, OwnedTasks, Task, TaskState, iso, parse_iso
+from leyline.models import ClientBacklog, LineSummary, OwnedTasks, Task, TaskState, Webhook, iso, parse_iso
 from leyline.states import sources_of
 
 CLIENT_INDEX = "ClientIndex"
@@ -387,7 +387,16 @@ def _to_item(task: Task) -> dict[str, Any]:
         item["client"] = item["waiting_client"] = task.client
     if task.owner:
         item["owner"] = task.owner
+    if task.webhook is not None:
+        item["webhook_url"] = task.webhook.url
+        item["webhook_events"] = list(task.webhook.events)
     return item
+
+
+def task_from_image(image: dict[str, Any]) -> Task | None:
+    """The task a stream record's image holds (DynamoDB JSON); None for the line's own items."""
+    item = _unmarshal(image)
+    return _from_item(item) if "state" in item and "created_at" in item else None
 
 
 def _from_item(item: dict[str, Any]) -> Task:
@@ -407,6 +416,9 @@ def _from_item(item: dict[str, Any]) -> Task:
         error_code=item.get("error_code"),
         error_message=item.get("error_message"),
         owner=item.get("owner"),
+        webhook=Webhook(str(item["webhook_url"]), tuple(item.get("webhook_events", ())))
+        if "webhook_url" in item
+        else None,
     )
 
 

@@ -19,7 +19,7 @@ from leyline.config import Settings
 from leyline.errors import InvalidIdempotencyKey, TaskNotFound, UploadClosed
 from leyline.logic.ports import MediaStorage, SubmitRecords, TaskStore
 from leyline.logic.tasks import create_form_upload, create_presigned_upload
-from leyline.models import TaskState, UploadTicket, upload_key
+from leyline.models import TaskState, UploadTicket, Webhook, upload_key
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 KEY_LIFETIME_SECONDS = 24 * 60 * 60  # as Stripe: long enough for any client's retries, short enough to forget
@@ -71,13 +71,22 @@ def submit_presigned_upload(
     size: int | None,
     idempotency: Idempotency | None,
     owner: str | None = None,
+    webhook: Webhook | None = None,
 ) -> Submitted[UploadTicket]:
     """POST /uploads. A replay gets a fresh upload form for the same task while it still waits for its upload.
     `owner`: the signed-in user the task belongs to (accounts mode)."""
 
     def create() -> UploadTicket:
         return create_presigned_upload(
-            tasks, media, settings, now, client=client, content_type=content_type, size=size, owner=owner
+            tasks,
+            media,
+            settings,
+            now,
+            client=client,
+            content_type=content_type,
+            size=size,
+            owner=owner,
+            webhook=webhook,
         )
 
     if idempotency is None:
@@ -88,7 +97,7 @@ def submit_presigned_upload(
         created.append(create())
         return {"task_id": created[0].task_id}
 
-    fingerprint = presigned_fingerprint(content_type, size)
+    fingerprint = presigned_fingerprint(content_type, size) | _webhook_fingerprint(webhook)
     stored = idempotency.records.once(scoped_key(client, idempotency.key), fingerprint, first)
     if created:
         return Submitted(created[0], replayed=False)
@@ -105,18 +114,23 @@ def submit_form_upload(
     client: str,
     idempotency: Idempotency | None,
     owner: str | None = None,
+    webhook: Webhook | None = None,
 ) -> Submitted[str]:
-    """POST /upload: the task id. The request is its image: the form's other parts and file name do not count."""
+    """POST /upload: the task id. The request is its image (and its webhook): the form's other parts and file name
+    do not count."""
 
     created: list[str] = []
 
     def create() -> dict[str, Any]:
-        created.append(create_form_upload(tasks, media, settings, image, now, client=client, owner=owner).task_id)
+        created.append(
+            create_form_upload(tasks, media, settings, image, now, client=client, owner=owner, webhook=webhook).task_id
+        )
         return {"task_id": created[0]}
 
     if idempotency is None:
         return Submitted(str(create()["task_id"]), replayed=False)
-    stored = idempotency.records.once(scoped_key(client, idempotency.key), form_fingerprint(image), create)
+    fingerprint = form_fingerprint(image) | _webhook_fingerprint(webhook)
+    stored = idempotency.records.once(scoped_key(client, idempotency.key), fingerprint, create)
     return Submitted(str(stored["task_id"]), replayed=not created)
 
 
@@ -135,6 +149,12 @@ def form_fingerprint(image: bytes) -> dict[str, Any]:
     """What makes two POST /upload the same request: the image's bytes (the form's other parts and the file
     name do not count). A hash: the record must not hold the image."""
     return {"route": "POST /upload", "image_sha256": hashlib.sha256(image).hexdigest()}
+
+
+def _webhook_fingerprint(webhook: Webhook | None) -> dict[str, Any]:
+    """A webhook is part of the request (another URL is another request); none adds nothing, so records made
+    before webhooks existed still match."""
+    return {} if webhook is None else {"webhook_url": webhook.url, "webhook_events": list(webhook.events)}
 
 
 def _fresh_ticket(

@@ -27,6 +27,7 @@ from leyline.models import (
     TaskState,
     TaskStatus,
     UploadTicket,
+    Webhook,
     from_epoch,
     new_task_id,
     upload_key,
@@ -54,6 +55,7 @@ def create_presigned_upload(
     content_type: str | None = None,
     size: int | None = None,
     owner: str | None = None,
+    webhook: Webhook | None = None,
 ) -> UploadTicket:
     """`content_type` and `size`, when the client declares them, are checked before any task exists."""
     if size is not None:
@@ -65,7 +67,7 @@ def create_presigned_upload(
             status=415,
         )
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now, owner)
+    task = _new_task(settings, client, now, owner, webhook)
     post = media.presigned_upload(
         upload_key(task.task_id),
         content_type=content_type,
@@ -91,6 +93,7 @@ def create_form_upload(
     *,
     client: str,
     owner: str | None = None,
+    webhook: Webhook | None = None,
 ) -> Task:
     """The form upload (the original API's POST /upload): the bytes go to the same key a presigned upload would use."""
     _check_size(len(image), settings.max_form_upload_bytes, "POST /upload")
@@ -98,7 +101,7 @@ def create_form_upload(
     if image_format is None:
         raise InvalidImage(f"The file is not a {ACCEPTED_NAMES} image.", code="UNSUPPORTED_FORMAT", status=415)
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now, owner)
+    task = _new_task(settings, client, now, owner, webhook)
     tasks.create(task)
     media.put(upload_key(task.task_id), image, image_format.mime_type)
     return task
@@ -275,7 +278,9 @@ def upload_window(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.upload_url_seconds) + UPLOAD_GRACE
 
 
-def _new_task(settings: Settings, client: str, now: datetime, owner: str | None) -> Task:
+def _new_task(
+    settings: Settings, client: str, now: datetime, owner: str | None, webhook: Webhook | None = None
+) -> Task:
     expires = now + timedelta(days=settings.retention_days)
     return Task(
         task_id=new_task_id(),
@@ -284,6 +289,7 @@ def _new_task(settings: Settings, client: str, now: datetime, owner: str | None)
         expires_at=int(expires.timestamp()),
         client=client,
         owner=owner,
+        webhook=webhook,
     )
 
 

@@ -36,6 +36,17 @@ CREATE_UPLOAD_REQUEST: dict[str, Any] = {
             "default": None,
             "description": "The file's size in bytes, checked before a task is created.",
         },
+        "webhook_url": {
+            "type": ["string", "null"],
+            "default": None,
+            "description": "https URL of a public address that gets the task's events (Standard Webhooks v1 signed).",
+        },
+        "webhook_events": {
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "default": None,
+            "description": "Which events: some of started, succeeded, failed, cancelled (default: the final ones).",
+        },
     },
 }
 _DOCUMENTED_VALUES = {"content_type": {"enum": [*ALLOWED_UPLOAD_TYPES, None]}, "size": {"minimum": 1}}
@@ -45,6 +56,8 @@ _DOCUMENTED_VALUES = {"content_type": {"enum": [*ALLOWED_UPLOAD_TYPES, None]}, "
 class CreateUploadRequest:
     content_type: str | None = None
     size: int | None = None
+    webhook_url: str | None = None
+    webhook_events: list[str] | None = None
 
 
 def create_upload_request(body: dict[str, Any]) -> CreateUploadRequest:
@@ -57,7 +70,12 @@ def create_upload_request(body: dict[str, Any]) -> CreateUploadRequest:
         problem = exc.message.removeprefix(name).strip()
         raise BadRequest(f"The request body is not valid: {where} {problem}.") from exc
     size = valid.get("size")
-    return CreateUploadRequest(content_type=valid.get("content_type"), size=None if size is None else int(size))
+    return CreateUploadRequest(
+        content_type=valid.get("content_type"),
+        size=None if size is None else int(size),
+        webhook_url=valid.get("webhook_url"),
+        webhook_events=valid.get("webhook_events"),
+    )
 
 
 def create_upload_request_schema() -> dict[str, Any]:

@@ -182,6 +182,26 @@ def multipart_file(event: APIGatewayProxyEventV2, field: str) -> bytes:
     raise BadRequest(f"The form has no '{field}' field; send the image in it.", code="MISSING_IMAGE")
 
 
+def multipart_text(event: APIGatewayProxyEventV2, field: str) -> str | None:
+    """A text field of the form POST /upload sends (None: absent), e.g. webhook_url; a 400 if not UTF-8."""
+    from email.parser import BytesHeaderParser
+    from email.policy import HTTP
+
+    content_type = event.headers.get("content-type", "")
+    parse_headers = BytesHeaderParser(policy=HTTP).parsebytes
+    boundary = parse_headers(b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n").get_boundary()
+    if not boundary:
+        return None
+    unreadable = BadRequest(f"The form's '{field}' field cannot be read.", code="BAD_REQUEST")
+    for headers, content in _form_parts(raw_body(event), boundary.encode("latin-1"), unreadable):
+        if parse_headers(headers).get_param("name", header="content-disposition") == field:
+            try:
+                return content.decode()
+            except UnicodeDecodeError as exc:
+                raise unreadable from exc
+    return None
+
+
 def _form_parts(body: bytes, boundary: bytes, unreadable: BadRequest) -> list[tuple[bytes, bytes]]:
     """(headers, content) of each part of a form (RFC 7578): at most MAX_FORM_PARTS, or a 400 before any.
 

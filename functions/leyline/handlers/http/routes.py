@@ -25,6 +25,7 @@ from leyline.handlers.http.resolver import (
     json_object,
     json_response,
     multipart_file,
+    multipart_text,
     page_security_headers,
 )
 from leyline.logic.lifecycle import cancel_task, delete_task
@@ -36,10 +37,12 @@ from leyline.logic.submit import (
     submit_form_upload,
     submit_presigned_upload,
 )
-from leyline.logic.tasks import get_status, list_tasks, page_size, video_location
-from leyline.models import TASK_ID_PATTERN, Caller, parse_task_id, task_id_from_video_url, utc_now
+from leyline.logic.tasks import get_status, list_tasks, page_size, shown_task, video_location
+from leyline.logic.webhooks import parse_webhook
+from leyline.models import TASK_ID_PATTERN, Caller, Webhook, parse_task_id, task_id_from_video_url, utc_now
 
 if TYPE_CHECKING:
+    from leyline.adapters.deliveries_table import DeliveryTable
     from leyline.adapters.idempotency import DynamoDBSubmitRecords
 
 settings = Settings.from_env()
@@ -133,6 +136,7 @@ def create_upload() -> Response[str]:
     caller = _caller()
     idempotency = _idempotency()
     request = create_upload_request(json_object(app.current_event))
+    webhook = _webhook(request.webhook_url, request.webhook_events)
     submitted = submit_presigned_upload(
         tasks,
         media,
@@ -143,6 +147,7 @@ def create_upload() -> Response[str]:
         size=request.size,
         idempotency=idempotency,
         owner=caller.user,
+        webhook=webhook,
     )
     _task_submitted(submitted.value.task_id, "presigned upload issued", replayed=submitted.replayed)
     return json_response(201, submitted.value.to_json())
@@ -158,12 +163,32 @@ def upload_form() -> Response[str]:
     caller = _caller()
     idempotency = _idempotency()
     image = multipart_file(app.current_event, "image")
+    webhook = _webhook(
+        multipart_text(app.current_event, "webhook_url"), multipart_text(app.current_event, "webhook_events")
+    )
     submitted = submit_form_upload(
-        tasks, media, settings, image, utc_now(), client=caller.client, idempotency=idempotency, owner=caller.user
+        tasks,
+        media,
+        settings,
+        image,
+        utc_now(),
+        client=caller.client,
+        idempotency=idempotency,
+        owner=caller.user,
+        webhook=webhook,
     )
     task_id = submitted.value
     _task_submitted(task_id, "image uploaded in a form", replayed=submitted.replayed)
     return json_response(202, {"task_id": task_id, "status_url": f"/status/{task_id}"})
+
+
+def _webhook(url: object, events: object) -> Webhook | None:
+    """The submit's webhook, checked (400 INVALID_WEBHOOK_URL); DNS is only asked when there is one."""
+    if url is None and events is None:
+        return None
+    from leyline.adapters.webhook_http import resolve
+
+    return parse_webhook(url, events, allow_private=settings.webhook_allow_private_targets, resolve=resolve)
 
 
 def _idempotency() -> Idempotency | None:
@@ -263,6 +288,29 @@ def delete(task_id: str) -> Response[str]:
     return Response(204, None, "", headers={"Cache-Control": "no-store"})
 
 
+@app.get(
+    "/tasks/<task_id>/deliveries",
+    summary="Every attempt of every webhook delivery of a task, oldest first",
+    responses={200: _json("DeliveriesBody", "The task's webhook attempts"), **_errors(400, 404, 410)},
+)
+@tracer.capture_method
+def deliveries(task_id: str) -> Response[str]:
+    user = _caller().user
+    task_id = _logged(parse_task_id(task_id))
+    shown_task(tasks, settings, task_id, utc_now(), user=user)  # 404 / 410 as every route, another user's too
+    attempts = sorted(_delivery_log().attempts(task_id), key=lambda attempt: (attempt.at, attempt.attempt))
+    return json_response(200, {"task_id": task_id, "attempts": [attempt.to_json() for attempt in attempts]})
+
+
+@cache  # StatusFunction's, on the first GET /tasks/{task_id}/deliveries
+def _delivery_log() -> "DeliveryTable":
+    from leyline.adapters.deliveries_table import DeliveryTable
+
+    if settings.deliveries_table is None:
+        raise ConfigError("environment variable DELIVERIES_TABLE is required for GET /tasks/{task_id}/deliveries")
+    return DeliveryTable(settings.deliveries_table)
+
+
 def _logged(task_id: str) -> str:
     """The task id a route works on, named on every log line of the request."""
     logger.append_keys(task_id=task_id)
@@ -301,6 +349,7 @@ def _openapi_document() -> str:
         ("/video/{task_id}", "get"),
         ("/tasks/{task_id}/cancel", "post"),
         ("/tasks/{task_id}", "delete"),
+        ("/tasks/{task_id}/deliveries", "get"),
     ):
         for parameter in document["paths"][path][method]["parameters"]:
             if parameter["name"] == "task_id":

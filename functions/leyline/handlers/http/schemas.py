@@ -73,6 +73,20 @@ class CognitoConfig(BaseModel):
 class ConfigBody(BaseModel):
     access_mode: str = Field(description="open: anonymous; accounts: task routes need Authorization: Bearer <token>")
     cognito: CognitoConfig | None = Field(description="Where to sign up and sign in; null in open mode")
+class DeliveryAttempt(BaseModel):
+    event_type: str = Field(examples=["task.succeeded"])
+    webhook_id: str = Field(description="The webhook-id header: the same for every attempt of one delivery")
+    attempt: int = Field(ge=1)
+    at: str = Field(description="ISO 8601 UTC")
+    status: int | None = Field(description="The receiver's HTTP status; null when it did not answer")
+    error: str | None = Field(description="Why there was no answer, or why it was not sent")
+    outcome: str = Field(description="delivered, retrying, gone (410), rejected (4xx), refused, dead-lettered")
+    next_retry_at: str | None = Field(description="When it is tried again, while retrying")
+
+
+class DeliveriesBody(BaseModel):
+    task_id: str
+    attempts: list[DeliveryAttempt]
 
 
 RESPONSE_BODIES = (
@@ -83,6 +97,7 @@ RESPONSE_BODIES = (
     VideoRedirectBody,
     TaskPageBody,
     ConfigBody,
+    DeliveriesBody,
 )
 
 
