@@ -39,6 +39,7 @@ class Settings:
     @property
     def accounts(self) -> bool:
         return self.access_mode == ACCOUNTS
+
     # Webhooks: ApiFunction checks targets at submit, WebhookFunction again at delivery; StatusFunction reads the log.
     webhook_allow_private_targets: bool = False
     deliveries_table: str | None = None

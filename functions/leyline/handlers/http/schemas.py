@@ -73,6 +73,8 @@ class CognitoConfig(BaseModel):
 class ConfigBody(BaseModel):
     access_mode: str = Field(description="open: anonymous; accounts: task routes need Authorization: Bearer <token>")
     cognito: CognitoConfig | None = Field(description="Where to sign up and sign in; null in open mode")
+
+
 class DeliveryAttempt(BaseModel):
     event_type: str = Field(examples=["task.succeeded"])
     webhook_id: str = Field(description="The webhook-id header: the same for every attempt of one delivery")
