@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.backends import Endpoints
 from infra.template import SERVERLESS_TYPES, Stack, TemplateError
 
 Props = dict[str, Any]
@@ -29,7 +30,7 @@ def _names(text: str) -> frozenset[str]:
 @dataclass
 class _Clients:
     session: boto3.Session
-    endpoint_url: str | None
+    endpoints: Endpoints | None  # None: botocore's own resolution (moto's in-process mock patches it)
     region: str
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -37,7 +38,7 @@ class _Clients:
         if service not in self._cache:
             self._cache[service] = self.session.client(
                 service,
-                endpoint_url=self.endpoint_url,
+                endpoint_url=None if self.endpoints is None else self.endpoints.for_service(service),
                 region_name=self.region,  # type: ignore[call-overload]
             )
         return self._cache[service]
@@ -46,12 +47,12 @@ class _Clients:
 Provisioner = Callable[[_Clients, str, Props], None]
 
 
-def provision(stack: Stack, session: boto3.Session, endpoint_url: str | None = None) -> None:
-    """Create (or converge) the stack's resources, dependencies first."""
+def provision(stack: Stack, session: boto3.Session, endpoints: Endpoints | str | None = None) -> None:
+    """Create (or converge) the stack's resources, dependencies first, each service's at its endpoint."""
     order = provisioning_order(stack)
     for logical_id in order:  # refuse before creating anything
         _check_supported(stack, logical_id)
-    clients = _Clients(session, endpoint_url, stack.region)
+    clients = _Clients(session, Endpoints(endpoints) if isinstance(endpoints, str) else endpoints, stack.region)
     for logical_id in order:
         resource_type = stack.resources[logical_id].type
         _PROVISIONERS[resource_type].create(clients, stack.physical_name(logical_id), stack.properties(logical_id))

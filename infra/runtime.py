@@ -8,6 +8,7 @@ import threading
 import boto3
 from botocore.config import Config
 
+from infra.backends import Endpoints
 from infra.event_sources import SqsPoller, pollers_for
 from infra.functions import Console, FunctionPool
 from infra.gateway import Gateway
@@ -19,11 +20,12 @@ DEFAULT_CONCURRENCY = 4
 _JOIN_SECONDS = 5.0
 
 
-def worker_environment(stack: Stack, spec: FunctionSpec, endpoint_url: str) -> dict[str, str]:
-    """What a Lambda execution environment of `spec` sees, pointed at the local AWS endpoint."""
+def worker_environment(stack: Stack, spec: FunctionSpec, endpoints: Endpoints | str) -> dict[str, str]:
+    """What a Lambda execution environment of `spec` sees, pointed at the local AWS endpoints (one per service)."""
+    endpoints = Endpoints(endpoints) if isinstance(endpoints, str) else endpoints
     runtime_variables = {
         **FAKE_CREDENTIALS,
-        "AWS_ENDPOINT_URL": endpoint_url,
+        **endpoints.environment(),
         "AWS_REGION": stack.region,
         "AWS_DEFAULT_REGION": stack.region,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
@@ -52,20 +54,20 @@ class LocalRuntime:
         self,
         stack: Stack,
         *,
-        endpoint_url: str,
+        endpoints: Endpoints,
         api_port: int,
         console: Console,
-        function_endpoint_url: str | None = None,
+        function_endpoints: Endpoints | None = None,
     ) -> None:
-        """`function_endpoint_url`: where the functions' AWS calls go (LEYLINE_FUNCTIONS_AWS_ENDPOINT), if not
-        `endpoint_url`; the SQS pollers, being Lambda's and not the functions', always use `endpoint_url`."""
+        """`function_endpoints`: where the functions' AWS calls go (LEYLINE_FUNCTIONS_AWS_ENDPOINT), if not
+        `endpoints`; the SQS pollers, being Lambda's and not the functions', always use `endpoints`."""
         self.stack = stack
         self.console = console
         self._stopping = threading.Event()
         self.pools = {
             logical_id: FunctionPool(
                 spec,
-                worker_environment(stack, spec, function_endpoint_url or endpoint_url),
+                worker_environment(stack, spec, function_endpoints or endpoints),
                 console,
                 capacity=DEFAULT_CONCURRENCY if spec.reserved_concurrency is None else spec.reserved_concurrency,
             )
@@ -73,7 +75,7 @@ class LocalRuntime:
         }
         sqs = boto3.Session().client(
             "sqs",
-            endpoint_url=endpoint_url,
+            endpoint_url=endpoints.for_service("sqs"),
             region_name=stack.region,
             config=Config(max_pool_connections=50),
         )
