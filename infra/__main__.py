@@ -9,7 +9,10 @@ Environment:
   LEYLINE_AWS_PORT              embedded moto server port on 127.0.0.1 (4566)
   AWS_ENDPOINT_URL              moto backend: use this AWS endpoint for everything instead of starting moto;
                                 localstack backend: use this running LocalStack instead of starting one
-  LEYLINE_STATE_DIR             where a started LocalStack keeps its files (a temp dir); removed at stop
+  LEYLINE_STATE_DIR             where the running stack describes itself (stack.json, read by sam-env) and a
+                                started LocalStack keeps its files (removed at stop): .leyline/<stack name>
+
+`python -m infra sam-env [--host NAME]` prints the --env-vars JSON of `sam local invoke` for the running stack.
   LEYLINE_PARAMETER_OVERRIDES   template parameters, sam's syntax: "Key=Value Key2=Value2"
   LEYLINE_MODEL_SECONDS         shorthand for ModelSeconds=<value>
   LEYLINE_TEMPLATE              template path (template.yaml of the repository)
@@ -28,9 +31,11 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 import boto3
 
+from infra import sam_env
 from infra.backends import BackendConfig, BackendError, Endpoints, RunningBackend, running_backend
 from infra.functions import Console
 from infra.provision import provision
@@ -43,6 +48,8 @@ _SOURCE = "infra"
 
 def main() -> int:
     settings = Settings.from_env()
+    if sys.argv[1:2] == ["sam-env"]:
+        return sam_env.main(sys.argv[2:], settings)
     console = Console()
     try:
         stack = settings.load_stack()
@@ -53,7 +60,7 @@ def main() -> int:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(FAKE_CREDENTIALS)
     stop = _stop_event(exit_with_parent=settings.exit_with_parent)
-    config = BackendConfig(settings.backend, settings.aws_port, settings.aws_endpoint, settings.state_dir)
+    config = BackendConfig(settings.backend, settings.aws_port, settings.aws_endpoint, settings.state_directory)
     try:
         with running_backend(config) as backend:
             return _serve(settings, stack, backend, console, stop)
@@ -64,11 +71,10 @@ def main() -> int:
         console.line(_SOURCE, "stopped")
 
 
-def _serve(
-    settings: Settings, stack: Stack, backend: RunningBackend, console: Console, stop: threading.Event
-) -> int:
+def _serve(settings: Settings, stack: Stack, backend: RunningBackend, console: Console, stop: threading.Event) -> int:
     endpoints = backend.endpoints
     os.environ.update(endpoints.environment())
+    described = sam_env.stack_file(settings)
     runtime: LocalRuntime | None = None
     try:
         provision(stack, boto3.Session(), endpoints)
@@ -81,14 +87,28 @@ def _serve(
             function_endpoints=functions_endpoints,
         )
         runtime.start()
+        sam_env.write_stack_file(described, _description(settings, stack, runtime, endpoints))
         _announce(console, stack, runtime, backend, functions_endpoint=settings.functions_aws_endpoint)
         while not stop.wait(0.5):
             pass
         console.line(_SOURCE, "stopping")
     finally:
+        described.unlink(missing_ok=True)
         if runtime is not None:
             runtime.stop()
     return 0
+
+
+def _description(settings: Settings, stack: Stack, runtime: LocalRuntime, endpoints: Endpoints) -> dict[str, Any]:
+    """What the running stack is, for tools outside it (sam-env, the test helper): stack.json."""
+    return {
+        "backend": settings.backend,
+        "stack_name": stack.name,
+        "api_url": None if runtime.gateway is None else runtime.gateway.url,
+        "endpoints": endpoints.environment(),
+        "endpoint_urls": {"default": endpoints.default, "per_service": dict(endpoints.per_service)},
+        "functions": {logical_id: {"environment": spec.environment} for logical_id, spec in stack.functions.items()},
+    }
 
 
 def _stop_event(*, exit_with_parent: bool) -> threading.Event:

@@ -66,7 +66,7 @@ class Endpoints:
 
 
 def endpoint_variable(service: str) -> str:
-    """botocore's per-service endpoint variable: AWS_ENDPOINT_URL_ and the service id, e.g. _COGNITO_IDENTITY_PROVIDER."""
+    """botocore's per-service endpoint variable, from the service id: cognito-idp's is ..._COGNITO_IDENTITY_PROVIDER."""
     service_id = botocore.session.get_session().get_service_model(service).service_id
     return "AWS_ENDPOINT_URL_" + str(service_id).replace(" ", "_").upper()
 
@@ -153,10 +153,9 @@ class LocalStackRuntime:
             assert self._process is not None
             if self._process.poll() is not None:
                 raise BackendError(f"LocalStack exited with {self._process.returncode} at start")
-            with contextlib.suppress(OSError):
-                with _DIRECT.open(f"{self.url}/_localstack/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
+            with contextlib.suppress(OSError), _DIRECT.open(f"{self.url}/_localstack/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
             time.sleep(0.1)
         raise BackendError(f"LocalStack did not answer on {self.url} within {_LOCALSTACK_START_SECONDS} s")
 
@@ -187,7 +186,7 @@ class BackendConfig:
     name: str = "moto"
     aws_port: int = 4566  # the embedded moto server's (its S3 front's, on the moto backend)
     external_endpoint: str | None = None  # AWS_ENDPOINT_URL: an emulator the user runs
-    state_dir: Path | None = None  # where a started LocalStack keeps its files (a temp dir if None)
+    state_dir: Path = Path(tempfile.gettempdir()) / "leyline"  # a started LocalStack's files go under it
 
 
 @dataclass
@@ -224,11 +223,7 @@ def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) ->
     if config.external_endpoint:
         edge = localstack_endpoint()  # localstack-client follows AWS_ENDPOINT_URL
     else:
-        if config.state_dir is None:
-            root = Path(tempfile.mkdtemp(prefix="leyline-localstack-"))
-            started.callback(shutil.rmtree, root, ignore_errors=True)
-        else:
-            root = config.state_dir
+        root = config.state_dir
         localstack = LocalStackRuntime(free_port(), root / "localstack", root / "localstack.log")
         localstack.start()
         started.callback(localstack.stop)
@@ -238,8 +233,8 @@ def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) ->
     moto_url = f"http://127.0.0.1:{config.aws_port}"
     kind = "external LocalStack" if localstack is None else f"LocalStack, pid {localstack.pid}"
     return RunningBackend(
-        Endpoints(edge, {service: moto_url for service in MOTO_ONLY_SERVICES}),
-        {"*": f"{edge} ({kind})", **{service: f"{moto_url} (embedded moto server)" for service in MOTO_ONLY_SERVICES}},
+        Endpoints(edge, dict.fromkeys(MOTO_ONLY_SERVICES, moto_url)),
+        {"*": f"{edge} ({kind})", **dict.fromkeys(MOTO_ONLY_SERVICES, f"{moto_url} (embedded moto server)")},
         moto_url=moto_url,
         localstack=localstack,
     )

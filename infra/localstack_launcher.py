@@ -7,10 +7,10 @@ under the stack's own directory instead, which infra.backends removes at stop. N
 
 import sys
 
-from localstack.services.s3 import provider
+from localstack.services.s3 import provider  # type: ignore[import-not-found]
 
 provider.DEFAULT_S3_TMP_DIR = sys.argv[1]
 
-from localstack.runtime.main import main  # noqa: E402  (after the storage folder is set)
+from localstack.runtime.main import main  # type: ignore[import-not-found]  # noqa: E402  (after the folder is set)
 
 main()

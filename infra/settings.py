@@ -87,6 +87,11 @@ class Settings:
         return self._bind({**self.parameter_overrides, **local}) if local else stack
 
     @property
+    def state_directory(self) -> Path:
+        """Where the running stack describes itself (sam-env reads it) and a started LocalStack keeps its files."""
+        return self.state_dir or REPO_ROOT / ".leyline" / self.stack_name
+
+    @property
     def account_id(self) -> str:
         """The account the backend puts resources in: ARNs and queue URLs of the bound template name it."""
         return LOCALSTACK_ACCOUNT_ID if self.backend == "localstack" else ACCOUNT_ID
