@@ -77,7 +77,7 @@ def _serve(settings: Settings, stack: Stack, backend: RunningBackend, console: C
     described = sam_env.stack_file(settings)
     runtime: LocalRuntime | None = None
     try:
-        provision(stack, boto3.Session(), endpoints)
+        provision(stack, boto3.Session(), endpoints, drop_tls_only_rule=settings.backend == "moto")
         functions_endpoints = Endpoints(settings.functions_aws_endpoint) if settings.functions_aws_endpoint else None
         runtime = LocalRuntime(
             stack,

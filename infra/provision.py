@@ -32,6 +32,8 @@ class _Clients:
     session: boto3.Session
     endpoints: Endpoints | None  # None: botocore's own resolution (moto's in-process mock patches it)
     region: str
+    # moto misapplies the bucket policy's TLS-only Deny (see _denies_insecure_transport): leave it out there.
+    drop_tls_only_rule: bool = True
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, service: str) -> Any:
@@ -47,12 +49,22 @@ class _Clients:
 Provisioner = Callable[[_Clients, str, Props], None]
 
 
-def provision(stack: Stack, session: boto3.Session, endpoints: Endpoints | str | None = None) -> None:
-    """Create (or converge) the stack's resources, dependencies first, each service's at its endpoint."""
+def provision(
+    stack: Stack,
+    session: boto3.Session,
+    endpoints: Endpoints | str | None = None,
+    *,
+    drop_tls_only_rule: bool = True,
+) -> None:
+    """Create (or converge) the stack's resources, dependencies first, each service's at its endpoint.
+
+    `drop_tls_only_rule`: leave the bucket policy's "HTTPS only" Deny out (moto); LocalStack stores it as declared
+    (its community edition does not evaluate bucket policies)."""
     order = provisioning_order(stack)
     for logical_id in order:  # refuse before creating anything
         _check_supported(stack, logical_id)
-    clients = _Clients(session, Endpoints(endpoints) if isinstance(endpoints, str) else endpoints, stack.region)
+    endpoints = Endpoints(endpoints) if isinstance(endpoints, str) else endpoints
+    clients = _Clients(session, endpoints, stack.region, drop_tls_only_rule)
     for logical_id in order:
         resource_type = stack.resources[logical_id].type
         _PROVISIONERS[resource_type].create(clients, stack.physical_name(logical_id), stack.properties(logical_id))
@@ -172,7 +184,9 @@ def _bucket_policy(aws: _Clients, _name: str, props: Props) -> None:
     document = dict(props["PolicyDocument"])
     statements = document["Statement"]
     statements = [statements] if isinstance(statements, dict) else statements
-    document["Statement"] = [s for s in statements if not _denies_insecure_transport(s)]
+    if aws.drop_tls_only_rule:
+        statements = [s for s in statements if not _denies_insecure_transport(s)]
+    document["Statement"] = statements
     if document["Statement"]:
         aws("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
 
