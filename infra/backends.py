@@ -28,9 +28,13 @@ from pathlib import Path
 
 import botocore.session
 from localstack_client.config import get_service_endpoint
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from infra.moto_dynamodb import serialise_writes
+from infra.moto_guard import SignatureGuard
+from infra.settings import FAKE_CREDENTIALS
 
 BACKENDS = ("moto", "localstack")
 # What LocalStack's community edition cannot serve here: DynamoDB downloads Java at start, Cognito is not in
@@ -72,6 +76,17 @@ def endpoint_variable(service: str) -> str:
 
 
 # ---- the embedded moto server -----------------------------------------------------------------
+class GuardedMotoServer(ThreadedMotoServer):
+    """moto's threaded server with its app behind SignatureGuard: nothing reaches moto unsigned."""
+
+    def _server_entry(self) -> None:
+        credentials = {FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+        app = SignatureGuard(DomainDispatcherApplication(create_backend_app), credentials)
+        self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 def start_moto(port: int) -> ThreadedMotoServer:
     # ThreadedMotoServer.start() waits forever if its port is taken: check first, and bound it.
     with socket.socket() as probe:
@@ -79,7 +94,7 @@ def start_moto(port: int) -> ThreadedMotoServer:
         probe.bind(("127.0.0.1", port))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
     serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = GuardedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()
     starter.join(_MOTO_START_SECONDS)
