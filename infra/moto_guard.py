@@ -263,8 +263,11 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 
 def _request(environ: Mapping[str, Any], body: bytes) -> _Request:
-    raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or quote(environ.get("PATH_INFO", "/")))
-    path, _, query = raw.partition("?")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # as sent (werkzeug's server keeps it)
+    if raw:
+        path, _, query = str(raw).partition("?")
+    else:  # another WSGI server: rebuilt, as sent by clients that encode like botocore
+        path, query = quote(str(environ.get("PATH_INFO") or "/")), str(environ.get("QUERY_STRING", ""))
     headers = {
         key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +37,7 @@ class Burst:
 
 
 @pytest.fixture(scope="module")
-def burst(localstack_stack: LocalStack) -> Iterator[Burst]:
+def burst(localstack_stack: LocalStack) -> Burst:
     """Given the product on LocalStack with a 1 s model, When 20 presigned uploads start at the same moment and
     every task's status is sampled round after round until all are final."""
     image = imagefactory.png()
@@ -48,7 +47,7 @@ def burst(localstack_stack: LocalStack) -> Iterator[Burst]:
     sampler = Sampler(localstack_stack.api_url, ids, timeout=TASKS * SECONDS_PER_TASK_BOUND).start()
     sampler.join()
     assert sampler.errors == []
-    yield Burst(localstack_stack, ids, sampler.final, sampler)
+    return Burst(localstack_stack, ids, sampler.final, sampler)
 
 
 def test_every_upload_of_the_burst_runs_exactly_once_to_success(burst):
