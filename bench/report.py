@@ -655,6 +655,44 @@ def _backlog_scale_plot(r: Result, goals: Goals, path: Path) -> None:
     _save(fig, path)
 
 
+# ---- the two local backends ---------------------------------------------------------------------------
+def _backends_figures(r: Result, goals: Goals) -> list[Row]:
+    rows = []
+    for name, b in r["backends"].items():
+        install, start, flow = b["install"], b["start_s"], b["curl_flow_overhead_ms"]
+        rows.append(Row(f"`{name}` backend: install", f"{install['seconds']:.0f} s, {_mb(install['bytes'])}", "", None))
+        rows.append(Row(f"`{name}` backend: stack start", f"median {start['median']:.1f} s (n={start['n']})", "", None))
+        measured = f"median {flow['median']:.0f} ms (max {flow['max']:.0f}; n={flow['n']})"
+        rows.append(Row(f"`{name}` backend: curl flow overhead", measured, "", None))
+    return rows
+
+
+def _backends_text(entry: Entry, goals: Goals) -> list[str]:
+    r = entry["result"]
+    body = [
+        [
+            f"`{name}`",
+            f"`{b['install']['what']}`",
+            f"{b['install']['seconds']:.0f} s",
+            _mb(b["install"]["bytes"]),
+            f"{b['start_s']['median']:.1f} s (max {b['start_s']['max']:.1f}, n={b['start_s']['n']})",
+            f"{b['curl_flow_overhead_ms']['median']:.0f} ms (max {b['curl_flow_overhead_ms']['max']:.0f}, "
+            f"n={b['curl_flow_overhead_ms']['n']})",
+        ]
+        for name, b in r["backends"].items()
+    ]
+    return [
+        "`LEYLINE_BACKEND=moto` (the default) and `LEYLINE_BACKEND=localstack` (infra/backends.py). Install: what "
+        "the backend adds to the product's `.venv`, into a fresh venv with pip's cache as it was (moto on the "
+        "product's Python; LocalStack from `infra/localstack-requirements.txt` on Python 3.13, as `make "
+        "localstack-venv` does), and its size on disk. Start: `python -m infra` spawned to its ready line "
+        "(backend, provisioning, workers). Curl flow overhead: the original README's calls — `POST /upload`, "
+        f"`GET /status` every {r['poll_every_ms']:.0f} ms until SUCCESS, `GET /video/<id>` followed to the MP4 "
+        f"— minus the {r['model_seconds']:g} s model, on a warm stack.",
+        _table(["backend", "installs", "install", "size", "stack start", "curl flow overhead"], body),
+    ]
+
+
 # ---- the benchmarks, in the page's order ---------------------------------------------------------
 # One row each (formatted by hand, as a table): goals are what the figures are held against; run_order puts
 # the quiet measurements first and the cost last, as it reads the overhead's and encode's results.
@@ -684,6 +722,8 @@ BENCHMARKS = (
               plot=Plot("bench-backlog-scale.png", "Status latency against the line's length", _backlog_scale_plot)),
     Benchmark("cost", runs.cost, run_order=8, figures=_cost_figures, goals={},
               title="Cost on AWS", text=_cost_text),
+    Benchmark("backends", runs.backends, run_order=9, figures=_backends_figures, goals={},
+              title="Local backends: moto and LocalStack", text=_backends_text),
 )
 # fmt: on
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

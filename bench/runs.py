@@ -65,3 +65,9 @@ def cost(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     encode_result = data.get("encode", {}).get("result", {})
     beyond = overhead_result.get("beyond_model_time_ms", {}).get("median", 100.0) / 1000
     return cost(beyond_model_seconds=beyond, video_bytes=int(encode_result.get("output_bytes", 1_500_000)))
+
+
+def backends(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
+    from bench.backends import backends
+
+    return backends(starts=2 if quick else 3, flows=3 if quick else 5)

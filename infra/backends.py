@@ -41,6 +41,11 @@ BACKENDS = ("moto", "localstack")
 # the community edition. (Lambda needs Docker: the functions run in the local runtime on either backend.)
 MOTO_ONLY_SERVICES = ("dynamodb", "dynamodbstreams", "cognito-idp")
 LOCALSTACK_VENV = Path(__file__).resolve().parent.parent / ".venv-localstack"
+# The interpreter `make localstack-venv` builds it with (the Makefile looks in the same places): pyenv's, or PATH's.
+PYTHON313 = next(
+    (str(path) for path in sorted(Path.home().glob(".pyenv/versions/3.13.*/bin/python3.13"))),
+    shutil.which("python3.13"),
+)
 LOCALSTACK_LAUNCHER = Path(__file__).resolve().parent / "localstack_launcher.py"
 _MOTO_START_SECONDS = 10.0
 _LOCALSTACK_START_SECONDS = 60.0

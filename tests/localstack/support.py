@@ -1,16 +1,10 @@
-"""What the LocalStack tier's modules share: the Python 3.13 condition, and the pending-upload checks."""
+"""What the LocalStack tier's modules share: its marks (integration, and the Python 3.13 it needs)."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-# Where the Makefile looks for it too (LOCALSTACK_PYTHON): on PATH, or pyenv's.
-PYTHON313 = shutil.which("python3.13") or next(
-    (str(path) for path in sorted(Path.home().glob(".pyenv/versions/3.13.*/bin/python3.13"))), None
-)
+from infra.backends import PYTHON313
 
 # Every module of the tier: it starts a stack, and it needs a python3.13 for LocalStack.
 LOCALSTACK_TIER = [
