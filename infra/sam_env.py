@@ -41,10 +41,10 @@ def sam_env_vars(description: Mapping[str, Any], host: str | None = None) -> dic
     """{FunctionLogicalId: {VARIABLE: value}}: each function's template variables and AWS endpoints."""
     env_vars: dict[str, dict[str, str]] = {}
     for logical_id, function in description["functions"].items():
-        variables = {**function["environment"], **description["endpoints"]}
-        if host:
-            variables = {name: value.replace(f"//{_LOOPBACK}:", f"//{host}:") for name, value in variables.items()}
-        env_vars[logical_id] = variables
+        endpoints = dict(description["endpoints"])
+        if host:  # only the endpoints: other values (a browser origin, say) keep what the user's browser uses
+            endpoints = {name: url.replace(f"//{_LOOPBACK}:", f"//{host}:") for name, url in endpoints.items()}
+        env_vars[logical_id] = {**function["environment"], **endpoints}
     return env_vars
 
 
