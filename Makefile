@@ -105,7 +105,7 @@ unit: $(VENV)/.dev-installed ## fast tests (< 30 s) that start no process: logic
 integration: $(VENV)/.dev-installed $(CHROMIUM) $(LOCALSTACK_VENV)/.installed ## all that unit leaves out: local stacks, subprocesses, forks, browser, and the slow tests
 	$(PY) -m pytest -m "integration or slow" $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
+bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed $(LOCALSTACK_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
 	$(PY) -m bench $(BENCH_ARGS)
 
 package-size: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## sam build, then each function's Lambda package size against the limits

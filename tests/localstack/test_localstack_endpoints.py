@@ -97,3 +97,17 @@ def test_a_localstack_the_user_runs_is_used_instead_of_starting_one(tmp_path: Pa
 
 def _example() -> bytes:
     return (REPO_ROOT / "examples" / "image.png").read_bytes()
+
+
+def test_the_localstack_the_stack_started_is_stopped_by_pid_and_leaves_no_file(tmp_path: Path):
+    # Given the product on a LocalStack it started itself, holding an object in S3
+    with local_stack(tmp_path, backend="localstack") as stack:
+        pid = int(stack.log_text().split("(LocalStack, pid ")[1].split(")")[0])
+        own = Path(stack.env["LEYLINE_STATE_DIR"]) / "localstack"
+        stack.client("s3").put_object(Bucket=stack.physical_name("MediaBucket"), Key="uploads/x", Body=b"x")
+        # (its S3 objects are under the stack's state directory, not in a shared temp folder)
+        assert any((own / "s3-storage").rglob("*"))
+    # When the stack stops, Then that LocalStack process is gone and so are its files (the log is kept)
+    assert not Path(f"/proc/{pid}").exists()
+    assert not own.exists()
+    assert (own.parent / "localstack.log").exists()
