@@ -153,7 +153,7 @@ class LocalStackRuntime:
         }
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [str(self.python), str(LOCALSTACK_LAUNCHER), str(self.root / "s3-storage")],
+                [str(self.python), str(LOCALSTACK_LAUNCHER), str(self.root / "s3-storage"), str(os.getpid())],
                 env=env,
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,

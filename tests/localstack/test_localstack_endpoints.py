@@ -4,6 +4,8 @@ runs (AWS_ENDPOINT_URL), and `python -m infra sam-env` for `sam local invoke`.""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from infra.backends import MOTO_ONLY_SERVICES, LocalStackRuntime, endpoint_varia
 from infra.settings import REPO_ROOT
 from tests.integration.polling import poll_until_final
 from tests.localstack.support import LOCALSTACK_TIER
+from tests.reliability.support import eventually
 from tests.stack import local_stack
 
 pytestmark = LOCALSTACK_TIER
@@ -111,3 +114,17 @@ def test_the_localstack_the_stack_started_is_stopped_by_pid_and_leaves_no_file(t
     assert not Path(f"/proc/{pid}").exists()
     assert not own.exists()
     assert (own.parent / "localstack.log").exists()
+
+
+def test_a_killed_stack_leaves_no_localstack_behind(tmp_path: Path):
+    # Given the product on a LocalStack it started itself
+    stack = local_stack(tmp_path, backend="localstack")
+    stack.start()
+    pid = int(stack.log_text().split("(LocalStack, pid ")[1].split(")")[0])
+    try:
+        # When the stack is killed, with no chance to stop anything
+        os.kill(stack.pid, signal.SIGKILL)
+        # Then its LocalStack dies with it (bounded wait)
+        eventually(lambda: not Path(f"/proc/{pid}").exists(), timeout=15, what="LocalStack gone")
+    finally:
+        stack.stop(check=False)
