@@ -1,7 +1,7 @@
 """The AWS emulators behind the local stack, and which service each client is pointed at.
 
-LEYLINE_BACKEND=moto (the default): one embedded moto server serves every service; its bucket is reached
-through a signature- and policy-checking front (infra/s3front.py), since moto accepts unsigned requests.
+LEYLINE_BACKEND=moto (the default): one embedded moto server serves every service, its app behind a guard that
+checks signatures and S3 POST policies as AWS does (infra/moto_guard.py), since moto serves unsigned requests.
 LEYLINE_BACKEND=localstack: LocalStack's runtime (started here, in host mode, unless AWS_ENDPOINT_URL names
 one already running) serves what it can without Docker or a download; the embedded moto server serves the rest
 (MOTO_ONLY_SERVICES). Each client gets its service's endpoint (botocore's AWS_ENDPOINT_URL_<SERVICE> variables
@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -204,17 +203,15 @@ def localstack_endpoint(localstack_host: str | None = None) -> str:
 @dataclass(frozen=True)
 class BackendConfig:
     name: str = "moto"
-    aws_port: int = 4566  # the embedded moto server's (its S3 front's, on the moto backend)
+    aws_port: int = 4566  # the embedded moto server's
     external_endpoint: str | None = None  # AWS_ENDPOINT_URL: an emulator the user runs
     state_dir: Path = Path(tempfile.gettempdir()) / "leyline"  # a started LocalStack's files go under it
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunningBackend:
     endpoints: Endpoints
     description: dict[str, str]  # service (or "*") -> what serves it, for the console
-    moto_url: str | None = None
-    localstack: LocalStackRuntime | None = None
 
 
 @contextlib.contextmanager
@@ -235,13 +232,13 @@ def _moto_backend(config: BackendConfig, started: contextlib.ExitStack) -> Runni
     moto = start_moto(config.aws_port)
     started.callback(moto.stop)
     moto_url = f"http://127.0.0.1:{config.aws_port}"
-    return RunningBackend(Endpoints(moto_url), {"*": f"{moto_url} (embedded moto server)"}, moto_url=moto_url)
+    return RunningBackend(Endpoints(moto_url), {"*": f"{moto_url} (embedded moto server)"})
 
 
 def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) -> RunningBackend:
     localstack = None
     if config.external_endpoint:
-        edge = localstack_endpoint()  # localstack-client follows AWS_ENDPOINT_URL
+        edge = localstack_endpoint()  # localstack-client follows AWS_ENDPOINT_URL (this process's, the user's)
     else:
         root = config.state_dir
         localstack = LocalStackRuntime(free_port(), root / "localstack", root / "localstack.log")
@@ -255,10 +252,4 @@ def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) ->
     return RunningBackend(
         Endpoints(edge, dict.fromkeys(MOTO_ONLY_SERVICES, moto_url)),
         {"*": f"{edge} ({kind})", **dict.fromkeys(MOTO_ONLY_SERVICES, f"{moto_url} (embedded moto server)")},
-        moto_url=moto_url,
-        localstack=localstack,
     )
-
-
-if __name__ == "__main__":  # pragma: no cover - a quick look: python -m infra.backends SERVICE...
-    print({service: endpoint_variable(service) for service in sys.argv[1:]})

@@ -41,7 +41,8 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _UNCONDITIONED_FIELDS = frozenset({"policy", "x-amz-signature", "file"})
 _PUBLIC_PATHS = ("/moto-api/",)
 _PUBLIC_TARGET_PREFIXES = ("AWSCognitoIdentityProviderService.",)  # sign-up and sign-in take no credentials
-_PUBLIC_PATH_SUFFIXES = ("/.well-known/jwks.json", "/.well-known/openid-configuration")
+# A user pool's public keys (/<region>_<id>/.well-known/...): no bucket name has an underscore.
+_PUBLIC_KEYS_PATH = re.compile(r"/[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+/\.well-known/(jwks\.json|openid-configuration)")
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ def _request(environ: Mapping[str, Any], body: bytes) -> _Request:
 def _is_public(request: _Request) -> bool:
     if request.method == "OPTIONS" or request.path.startswith(_PUBLIC_PATHS):
         return True
-    if request.path.endswith(_PUBLIC_PATH_SUFFIXES):
+    if request.method == "GET" and _PUBLIC_KEYS_PATH.fullmatch(request.path):
         return True
     target = request.headers.get("x-amz-target", "")
     return "authorization" not in request.headers and target.startswith(_PUBLIC_TARGET_PREFIXES)

@@ -88,13 +88,19 @@ def test_requests_botocore_signs_reach_moto_and_altered_ones_do_not(moto):
     assert moto.seen[-1] == ("POST", "/", body)
 
 
-def test_unsigned_requests_are_refused_but_preflights_and_motos_own_api_pass(moto):
+def test_unsigned_requests_are_refused_but_preflights_public_cognito_calls_and_motos_own_api_pass(moto):
     guard = guard_at(moto, NOW)
     assert send(guard, "GET", f"{ENDPOINT}/{BUCKET}") == 403
     assert send(guard, "PUT", f"{ENDPOINT}/{BUCKET}/videos/a.mp4", data=b"x") == 403
     assert send(guard, "OPTIONS", f"{ENDPOINT}/{BUCKET}", {"Origin": "http://localhost:8080"}) == 200
     assert send(guard, "POST", f"{ENDPOINT}/moto-api/recorder/reset-recording") == 200
-    assert len(moto.seen) == 2
+    # And what AWS serves without credentials: a user pool's keys, Cognito's sign-up and sign-in
+    assert send(guard, "GET", f"{ENDPOINT}/us-east-1_AbC123/.well-known/jwks.json") == 200
+    cognito = {"X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth"}
+    assert send(guard, "POST", f"{ENDPOINT}/", cognito, data=b"{}") == 200
+    # But not an object that merely ends like those keys
+    assert send(guard, "GET", f"{ENDPOINT}/{BUCKET}/x/.well-known/jwks.json") == 403
+    assert len(moto.seen) == 4
 
 
 def test_a_presigned_get_passes_until_it_expires(moto):
