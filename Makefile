@@ -8,6 +8,10 @@ SAM_VENV ?= .venv-sam
 # sam build needs a python3.12 (Lambda's runtime) on PATH to build without Docker; pyenv's will do.
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12))
 SAM := PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+# LEYLINE_BACKEND=localstack runs LocalStack's runtime from a venv of its own on Python 3.13 (its only version);
+# tests/localstack/ finds the interpreter the same way, and skips only when there is none.
+LOCALSTACK_VENV ?= .venv-localstack
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python3.13) $(shell command -v python3.13))
 
 # The browser tests drive Debian's Chromium through Playwright, at the path tests/browser/chromium.py names
 # (Playwright's own browser download is not used).
@@ -15,7 +19,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help up test lint typecheck unit integration bench package-size checkov-venv chromium build deploy clean
+.PHONY: help up test lint typecheck unit integration bench package-size checkov-venv localstack-venv sam-env chromium build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,6 +43,22 @@ $(CHECKOV_VENV)/.installed:
 
 checkov-venv: $(CHECKOV_VENV)/.installed ## checkov in its own venv (its pins clash with ours)
 
+# LocalStack (infra/localstack-requirements.txt) in its own venv: it needs Python 3.13 and pins its own boto3.
+# Without a python3.13 this says so and installs nothing: LEYLINE_BACKEND=localstack then refuses to start
+# and tests/localstack/ is skipped.
+$(LOCALSTACK_VENV)/.installed: infra/localstack-requirements.txt
+	@if [ -z "$(PYTHON313)" ]; then \
+		echo "no python3.13: LEYLINE_BACKEND=localstack is unavailable and its tests will be skipped" >&2; \
+	else \
+		set -e; \
+		test -x $(LOCALSTACK_VENV)/bin/python || $(PYTHON313) -m venv $(LOCALSTACK_VENV); \
+		$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --upgrade pip; \
+		$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -r infra/localstack-requirements.txt; \
+		touch $@; \
+	fi
+
+localstack-venv: $(LOCALSTACK_VENV)/.installed ## LocalStack's runtime in its own venv (Python 3.13), for LEYLINE_BACKEND=localstack
+
 # aws-sam-cli pins its own boto3 and more: it gets a venv of its own too.
 $(SAM_VENV)/.installed:
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -59,10 +79,13 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM) ## Debian's chromium for the browser tests, installed with apt-get if missing
 
-up: $(VENV)/.local-installed ## run the whole product locally on an embedded moto server (no Docker)
+up: $(VENV)/.local-installed $(if $(filter localstack,$(LEYLINE_BACKEND)),$(LOCALSTACK_VENV)/.installed) ## run the whole product locally, no Docker: on an embedded moto server, or LEYLINE_BACKEND=localstack
 	$(PY) -m infra
 
-test: lint typecheck $(CHROMIUM) ## run every check: lint, types, template checks, unit, handler, integration and browser tests
+sam-env: $(VENV)/.local-installed ## print the --env-vars JSON of `sam local invoke` for the running local stack
+	@$(PY) -m infra sam-env
+
+test: lint typecheck $(CHROMIUM) $(LOCALSTACK_VENV)/.installed ## run every check: lint, types, template checks, unit, handler, integration and browser tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## ruff (lint + format), cfn-lint and checkov
@@ -79,10 +102,10 @@ typecheck: $(VENV)/.dev-installed ## mypy over functions, infra, tests
 unit: $(VENV)/.dev-installed ## fast tests (< 30 s) that start no process: logic on fakes, handlers and provisioning on moto's in-process mock
 	$(PY) -m pytest -m "not integration and not slow" -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)
 
-integration: $(VENV)/.dev-installed $(CHROMIUM) ## all that unit leaves out: local stacks, subprocesses, forks, browser, and the slow tests
+integration: $(VENV)/.dev-installed $(CHROMIUM) $(LOCALSTACK_VENV)/.installed ## all that unit leaves out: local stacks, subprocesses, forks, browser, and the slow tests
 	$(PY) -m pytest -m "integration or slow" $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
+bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed $(LOCALSTACK_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)
 	$(PY) -m bench $(BENCH_ARGS)
 
 package-size: $(VENV)/.dev-installed $(SAM_VENV)/.installed ## sam build, then each function's Lambda package size against the limits
@@ -96,4 +119,4 @@ deploy: build ## deploy to the AWS account of your current credentials
 	$(SAM) deploy --guided
 
 clean: ## remove the virtualenv and build output
-	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) $(LOCALSTACK_VENV) .leyline .aws-sam .pytest_cache .mypy_cache .ruff_cache

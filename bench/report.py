@@ -715,6 +715,51 @@ def _accounts_text(entry: Entry, goals: Goals) -> list[str]:
     ]
 
 
+# ---- the two local backends ---------------------------------------------------------------------------
+def _backends_figures(r: Result, goals: Goals) -> list[Row]:
+    rows = []
+    for name, b in r["backends"].items():
+        install, start, flow = b["install"], b["start_s"], b["curl_flow_overhead_ms"]
+        rows.append(Row(f"`{name}` backend: install", f"{install['seconds']:.0f} s, {_mb(install['bytes'])}", "", None))
+        rows.append(Row(f"`{name}` backend: stack start", f"median {start['median']:.1f} s (n={start['n']})", "", None))
+        outside = b["outside_the_run_ms"]["median"]
+        measured = f"median {flow['median']:.0f} ms, {outside:.0f} ms outside the task's run (n={flow['n']})"
+        rows.append(Row(f"`{name}` backend: curl flow overhead", measured, "", None))
+    return rows
+
+
+def _backends_text(entry: Entry, goals: Goals) -> list[str]:
+    r = entry["result"]
+    body = [
+        [
+            f"`{name}`",
+            f"`{b['install']['what']}`",
+            f"{b['install']['seconds']:.0f} s",
+            _mb(b["install"]["bytes"]),
+            f"{b['start_s']['median']:.1f} s (max {b['start_s']['max']:.1f}, n={b['start_s']['n']})",
+            f"{b['curl_flow_overhead_ms']['median']:.0f} ms (max {b['curl_flow_overhead_ms']['max']:.0f}, "
+            f"n={b['curl_flow_overhead_ms']['n']})",
+            f"{b['outside_the_run_ms']['median']:.0f} ms (max {b['outside_the_run_ms']['max']:.0f})",
+        ]
+        for name, b in r["backends"].items()
+    ]
+    return [
+        "`LEYLINE_BACKEND=moto` (the default) and `LEYLINE_BACKEND=localstack` (infra/backends.py). Install: what "
+        "the backend adds to the product's `.venv`, into a fresh venv with pip's cache as it was (moto on the "
+        "product's Python; LocalStack from `infra/localstack-requirements.txt` on Python 3.13, as `make "
+        "localstack-venv` does), and its size on disk. Start: `python -m infra` spawned to its ready line "
+        "(backend, provisioning, workers). Curl flow overhead: the original README's calls — `POST /upload`, "
+        f"`GET /status` every {r['poll_every_ms']:.0f} ms until SUCCESS, `GET /video/<id>` followed to the MP4 "
+        f"— minus the {r['model_seconds']:g} s model, on a warm stack; and the part of it outside the task's run "
+        "(`started_at` to `finished_at`, which holds the model and whatever the encode takes past it on a busy "
+        "CPU): what the backend's services cost the flow.",
+        _table(
+            ["backend", "installs", "install", "size", "stack start", "curl flow overhead", "outside the task's run"],
+            body,
+        ),
+    ]
+
+
 # ---- webhooks: delivery latency ---------------------------------------------------------------------
 def _webhook_figures(r: Result, goals: Goals) -> list[Row]:
     s = r["latency_ms"]
@@ -776,6 +821,8 @@ BENCHMARKS = (
     Benchmark("accounts", runs.accounts, run_order=9, figures=_accounts_figures,
               goals={"list_p99_ms": 50, "authorizer_median_ms": 5},
               title="Accounts: `GET /tasks` and the JWT authorizer", text=_accounts_text),
+    Benchmark("backends", runs.backends, run_order=11, figures=_backends_figures, goals={},
+              title="Local backends: moto and LocalStack", text=_backends_text),
 )
 # fmt: on
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

@@ -77,3 +77,9 @@ def accounts(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     from bench.accounts import accounts as measured
 
     return measured(samples=100 if quick else 300)
+
+
+def backends(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
+    from bench.backends import backends
+
+    return backends(starts=2 if quick else 3, flows=3 if quick else 5)

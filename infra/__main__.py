@@ -3,8 +3,16 @@
 Environment:
   LEYLINE_API_PORT              HTTP API port on 127.0.0.1 (8080); unless CorsAllowedOrigins is overridden,
                                 the page's origins on this port (localhost and 127.0.0.1) are the allowed ones
+  LEYLINE_BACKEND               moto (default): every service on an embedded moto server; localstack: LocalStack's
+                                runtime (host mode, no Docker; `make localstack-venv`) for what it serves, the
+                                embedded moto server for DynamoDB and Cognito (infra/backends.py)
   LEYLINE_AWS_PORT              embedded moto server port on 127.0.0.1 (4566)
-  AWS_ENDPOINT_URL              use this AWS endpoint (e.g. a LocalStack) instead of starting moto
+  AWS_ENDPOINT_URL              moto backend: use this AWS endpoint for everything instead of starting moto;
+                                localstack backend: use this running LocalStack instead of starting one
+  LEYLINE_STATE_DIR             where the running stack describes itself (stack.json, read by sam-env) and a
+                                started LocalStack keeps its files (removed at stop): .leyline/<stack name>
+
+`python -m infra sam-env [--host NAME]` prints the --env-vars JSON of `sam local invoke` for the running stack.
   LEYLINE_PARAMETER_OVERRIDES   template parameters, sam's syntax: "Key=Value Key2=Value2"
   LEYLINE_MODEL_SECONDS         shorthand for ModelSeconds=<value>
   LEYLINE_TEMPLATE              template path (template.yaml of the repository)
@@ -19,72 +27,95 @@ Environment:
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import socket
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
+from infra import sam_env
+from infra.backends import BackendConfig, BackendError, Endpoints, RunningBackend, running_backend
 from infra.functions import Console
-from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.provision import provision
 from infra.runtime import LocalRuntime
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, Settings
 from infra.template import SERVICE_ASSIGNED_IDS, Stack, TemplateError
 
-_MOTO_START_SECONDS = 10.0
 _SOURCE = "infra"
 
 
 def main() -> int:
     settings = Settings.from_env()
+    if sys.argv[1:2] == ["sam-env"]:
+        return sam_env.main(sys.argv[2:], settings)
     console = Console()
     try:
         stack = settings.load_stack()
     except TemplateError as error:
         console.line(_SOURCE, f"template error: {error}")
         return 1
-    # Fake credentials and the local endpoint for everything, so nothing can reach real AWS.
+    # Fake credentials and the local endpoints for everything, so nothing can reach real AWS.
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(FAKE_CREDENTIALS)
     stop = _stop_event(exit_with_parent=settings.exit_with_parent)
-    moto = None if settings.aws_endpoint else _start_moto(settings.aws_port)
-    endpoint = settings.aws_endpoint or f"http://127.0.0.1:{settings.aws_port}"
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    config = BackendConfig(settings.backend, settings.aws_port, settings.aws_endpoint, settings.state_directory)
+    try:
+        with running_backend(config) as backend:
+            return _serve(settings, stack, backend, console, stop)
+    except BackendError as error:
+        console.line(_SOURCE, f"backend error: {error}")
+        return 1
+    finally:
+        console.line(_SOURCE, "stopped")
+
+
+def _serve(settings: Settings, stack: Stack, backend: RunningBackend, console: Console, stop: threading.Event) -> int:
+    endpoints = backend.endpoints
+    os.environ.update(endpoints.environment())
+    described = sam_env.stack_file(settings)
     runtime: LocalRuntime | None = None
     try:
-        provision(stack, boto3.Session(), endpoint, secret_strings=settings.secret_strings)
+        provision(
+            stack,
+            boto3.Session(),
+            endpoints,
+            drop_tls_only_rule=settings.backend == "moto",
+            secret_strings=settings.secret_strings,
+        )
+        functions_endpoints = Endpoints(settings.functions_aws_endpoint) if settings.functions_aws_endpoint else None
         runtime = LocalRuntime(
             stack,
-            endpoint_url=endpoint,
+            endpoints=endpoints,
             api_port=settings.api_port,
             console=console,
-            function_endpoint_url=settings.functions_aws_endpoint,
+            function_endpoints=functions_endpoints,
         )
         runtime.start()
-        _announce(
-            console,
-            stack,
-            runtime,
-            endpoint,
-            embedded=moto is not None,
-            functions_endpoint=settings.functions_aws_endpoint,
-        )
+        sam_env.write_stack_file(described, _description(settings, stack, runtime, endpoints))
+        _announce(console, stack, runtime, backend, functions_endpoint=settings.functions_aws_endpoint)
         while not stop.wait(0.5):
             pass
         console.line(_SOURCE, "stopping")
     finally:
+        described.unlink(missing_ok=True)
         if runtime is not None:
             runtime.stop()
-        if moto is not None:
-            moto.stop()
-    console.line(_SOURCE, "stopped")
     return 0
+
+
+def _description(settings: Settings, stack: Stack, runtime: LocalRuntime, endpoints: Endpoints) -> dict[str, Any]:
+    """What the running stack is, for tools outside it (sam-env, the test helper): stack.json."""
+    return {
+        "backend": settings.backend,
+        "stack_name": stack.name,
+        "api_url": None if runtime.gateway is None else runtime.gateway.url,
+        "endpoints": endpoints.environment(),
+        "endpoint_urls": {"default": endpoints.default, "per_service": dict(endpoints.per_service)},
+        "functions": {logical_id: {"environment": spec.environment} for logical_id, spec in stack.functions.items()},
+    }
 
 
 def _stop_event(*, exit_with_parent: bool) -> threading.Event:
@@ -106,34 +137,17 @@ def _stop_event(*, exit_with_parent: bool) -> threading.Event:
     return stop
 
 
-def _start_moto(port: int) -> ThreadedMotoServer:
-    # ThreadedMotoServer.start() waits forever if its port is taken: check first, and bound it.
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", port))
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
-    serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
-    partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    starter = threading.Thread(target=server.start, daemon=True)
-    starter.start()
-    starter.join(_MOTO_START_SECONDS)
-    if starter.is_alive():
-        raise RuntimeError(f"moto server did not start on 127.0.0.1:{port}")
-    return server
-
-
 def _announce(
     console: Console,
     stack: Stack,
     runtime: LocalRuntime,
-    endpoint: str,
+    backend: RunningBackend,
     *,
-    embedded: bool,
     functions_endpoint: str | None,
 ) -> None:
-    kind = "embedded moto server" if embedded else "external endpoint"
-    console.line(_SOURCE, f"AWS endpoint   {endpoint} ({kind})")
+    for service, served_by in backend.description.items():
+        name = "AWS endpoint" if service == "*" else f"  {service}"
+        console.line(_SOURCE, f"{name:<14} {served_by}")
     if functions_endpoint:
         console.line(_SOURCE, f"functions' AWS {functions_endpoint} (LEYLINE_FUNCTIONS_AWS_ENDPOINT)")
     if runtime.gateway is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.backends import Endpoints
 from infra.template import SERVERLESS_TYPES, Stack, TemplateError
 
 Props = dict[str, Any]
@@ -31,15 +32,17 @@ def _names(text: str) -> frozenset[str]:
 @dataclass
 class _Clients:
     session: boto3.Session
-    endpoint_url: str | None
+    endpoints: Endpoints | None  # None: botocore's own resolution (moto's in-process mock patches it)
     region: str
+    # moto misapplies the bucket policy's TLS-only Deny (see _denies_insecure_transport): leave it out there.
+    drop_tls_only_rule: bool = True
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, service: str) -> Any:
         if service not in self._cache:
             self._cache[service] = self.session.client(
                 service,
-                endpoint_url=self.endpoint_url,
+                endpoint_url=None if self.endpoints is None else self.endpoints.for_service(service),
                 region_name=self.region,  # type: ignore[call-overload]
             )
         return self._cache[service]
@@ -52,16 +55,21 @@ Provisioner = Callable[[_Clients, str, Props], str | None]
 def provision(
     stack: Stack,
     session: boto3.Session,
-    endpoint_url: str | None = None,
+    endpoints: Endpoints | str | None = None,
     *,
+    drop_tls_only_rule: bool = True,
     secret_strings: Mapping[str, str] | None = None,
 ) -> None:
-    """Create (or converge) the stack's resources, dependencies first. `secret_strings`: the value of an
+    """Create (or converge) the stack's resources, dependencies first, each service's at its endpoint.
+
+    `drop_tls_only_rule`: leave the bucket policy's "HTTPS only" Deny out (moto); LocalStack stores it as declared
+    (its community edition does not evaluate bucket policies). `secret_strings`: the value of an
     AWS::SecretsManager::Secret (by logical id) instead of the one its GenerateSecretString would make."""
     order = provisioning_order(stack)
     for logical_id in order:  # refuse before creating anything
         _check_supported(stack, logical_id)
-    clients = _Clients(session, endpoint_url, stack.region)
+    endpoints = Endpoints(endpoints) if isinstance(endpoints, str) else endpoints
+    clients = _Clients(session, endpoints, stack.region, drop_tls_only_rule)
     given = secret_strings or {}
     for logical_id in order:
         resource_type = stack.resources[logical_id].type
@@ -189,7 +197,9 @@ def _bucket_policy(aws: _Clients, _name: str, props: Props) -> None:
     document = dict(props["PolicyDocument"])
     statements = document["Statement"]
     statements = [statements] if isinstance(statements, dict) else statements
-    document["Statement"] = [s for s in statements if not _denies_insecure_transport(s)]
+    if aws.drop_tls_only_rule:
+        statements = [s for s in statements if not _denies_insecure_transport(s)]
+    document["Statement"] = statements
     if document["Statement"]:
         aws("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
 

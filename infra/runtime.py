@@ -8,6 +8,7 @@ import threading
 import boto3
 from botocore.config import Config
 
+from infra.backends import Endpoints
 from infra.event_source_kinds import CLIENT_SERVICES, pollers
 from infra.functions import Console, FunctionPool
 from infra.gateway import Gateway
@@ -19,11 +20,12 @@ DEFAULT_CONCURRENCY = 4
 _JOIN_SECONDS = 5.0
 
 
-def worker_environment(stack: Stack, spec: FunctionSpec, endpoint_url: str) -> dict[str, str]:
-    """What a Lambda execution environment of `spec` sees, pointed at the local AWS endpoint."""
+def worker_environment(stack: Stack, spec: FunctionSpec, endpoints: Endpoints | str) -> dict[str, str]:
+    """What a Lambda execution environment of `spec` sees, pointed at the local AWS endpoints (one per service)."""
+    endpoints = Endpoints(endpoints) if isinstance(endpoints, str) else endpoints
     runtime_variables = {
         **FAKE_CREDENTIALS,
-        "AWS_ENDPOINT_URL": endpoint_url,
+        **endpoints.environment(),
         "AWS_REGION": stack.region,
         "AWS_DEFAULT_REGION": stack.region,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
@@ -52,20 +54,20 @@ class LocalRuntime:
         self,
         stack: Stack,
         *,
-        endpoint_url: str,
+        endpoints: Endpoints,
         api_port: int,
         console: Console,
-        function_endpoint_url: str | None = None,
+        function_endpoints: Endpoints | None = None,
     ) -> None:
-        """`function_endpoint_url`: where the functions' AWS calls go (LEYLINE_FUNCTIONS_AWS_ENDPOINT), if not
-        `endpoint_url`; the SQS pollers, being Lambda's and not the functions', always use `endpoint_url`."""
+        """`function_endpoints`: where the functions' AWS calls go (LEYLINE_FUNCTIONS_AWS_ENDPOINT), if not
+        `endpoints`; the SQS pollers, being Lambda's and not the functions', always use `endpoints`."""
         self.stack = stack
         self.console = console
         self._stopping = threading.Event()
         self.pools = {
             logical_id: FunctionPool(
                 spec,
-                worker_environment(stack, spec, function_endpoint_url or endpoint_url),
+                worker_environment(stack, spec, function_endpoints or endpoints),
                 console,
                 capacity=DEFAULT_CONCURRENCY if spec.reserved_concurrency is None else spec.reserved_concurrency,
             )
@@ -75,18 +77,26 @@ class LocalRuntime:
         clients = {
             service: session.client(
                 service,  # type: ignore[call-overload]
-                endpoint_url=endpoint_url,
+                endpoint_url=endpoints.for_service(service),
                 region_name=stack.region,
                 config=Config(max_pool_connections=50),
             )
             for service in CLIENT_SERVICES
         }
-        # Every kind of event source of every function (infra.event_source_kinds).
+        # Every kind of event source of every function (infra.event_source_kinds), as Lambda's pollers: at the
+        # endpoints of the stack, never the functions' (a fault proxy stands only in front of the functions).
         self.pollers = pollers(stack, list(self.pools.values()), clients, console, self._stopping)
         self.gateway = (
             None
             if stack.http_api is None
-            else Gateway(stack, stack.http_api, self.pools, console, api_port, aws_endpoint=endpoint_url)
+            else Gateway(
+                stack,
+                stack.http_api,
+                self.pools,
+                console,
+                api_port,
+                aws_endpoint=endpoints.for_service("cognito-idp"),  # the user pool's JWKS
+            )
         )
 
     def start(self) -> None:

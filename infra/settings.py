@@ -14,6 +14,7 @@ from infra.template import Stack, load_stack, parse_parameter_overrides
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
+LOCALSTACK_ACCOUNT_ID = "000000000000"  # LocalStack's, for access keys that are not 12-digit account ids
 READY_MARKER = "local stack ready"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -70,6 +71,8 @@ class Settings:
     aws_port: int = 4566
     api_port: int = 8080
     aws_endpoint: str | None = None  # an external emulator; None starts the embedded moto server
+    backend: str = "moto"  # LEYLINE_BACKEND: moto, or localstack (infra/backends.py)
+    state_dir: Path | None = None  # LEYLINE_STATE_DIR: where a started LocalStack keeps its files
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     exit_with_parent: bool = False  # set by infra.testing: a killed test run leaves no stack behind
     # Where the functions' own AWS calls go, if not to the stack's endpoint (e.g. a proxy in front of it,
@@ -88,6 +91,8 @@ class Settings:
             aws_port=int(env.get("LEYLINE_AWS_PORT") or cls.aws_port),
             api_port=int(env.get("LEYLINE_API_PORT") or cls.api_port),
             aws_endpoint=env.get("AWS_ENDPOINT_URL") or None,
+            backend=env.get("LEYLINE_BACKEND") or cls.backend,
+            state_dir=Path(env["LEYLINE_STATE_DIR"]) if env.get("LEYLINE_STATE_DIR") else None,
             parameter_overrides=overrides,
             exit_with_parent=env.get("LEYLINE_EXIT_WITH_PARENT") == "1",
             functions_aws_endpoint=env.get("LEYLINE_FUNCTIONS_AWS_ENDPOINT") or None,
@@ -105,11 +110,21 @@ class Settings:
         local |= local_default_overrides(stack.parameters, self.parameter_overrides)
         return self._bind({**self.parameter_overrides, **local}) if local else stack
 
+    @property
+    def state_directory(self) -> Path:
+        """Where the running stack describes itself (sam-env reads it) and a started LocalStack keeps its files."""
+        return self.state_dir or REPO_ROOT / ".leyline" / self.stack_name
+
+    @property
+    def account_id(self) -> str:
+        """The account the backend puts resources in: ARNs and queue URLs of the bound template name it."""
+        return LOCALSTACK_ACCOUNT_ID if self.backend == "localstack" else ACCOUNT_ID
+
     def _bind(self, overrides: Mapping[str, str]) -> Stack:
         return load_stack(
             self.template,
             stack_name=self.stack_name,
             region=REGION,
-            account_id=ACCOUNT_ID,
+            account_id=self.account_id,
             parameter_overrides=overrides,
         )

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import boto3
 
+from infra.backends import Endpoints
+from infra.sam_env import STACK_FILE
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, REGION, REPO_ROOT, Settings
 from infra.template import Stack
 
@@ -60,9 +62,10 @@ class LocalStack:
         ready_timeout: float = 60.0,
         stop_timeout: float = 15.0,
         faults: bool = False,
+        backend: str | None = None,
     ) -> None:
         """`faults`: the functions reach AWS through a fault-injection proxy (tests/faultproxy.py) that this
-        stack starts and stops with itself; see inject_fault()."""
+        stack starts and stops with itself; see inject_fault(). `backend`: LEYLINE_BACKEND (moto by default)."""
         self.api_port = api_port or free_port()
         self.aws_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
@@ -70,6 +73,10 @@ class LocalStack:
         self.faults_url: str | None = None  # its control API
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="leyline-stack-")) / "stack.log"
         extra = dict(env or {})
+        if backend is not None:
+            extra["LEYLINE_BACKEND"] = backend
+        # Its own state directory: stack.json and a LocalStack's files never meet another stack's.
+        extra.setdefault("LEYLINE_STATE_DIR", str(self.log_path.parent / "state"))
         self._faults_port = free_port() if faults else None
         if self._faults_port is not None:
             self.faults_endpoint = f"http://127.0.0.1:{self._faults_port}"
@@ -78,6 +85,8 @@ class LocalStack:
         self.env = self._environment(template, extra, parameter_overrides or {})
         # An AWS_ENDPOINT_URL in `env` (e.g. a LocalStack) replaces the embedded moto server.
         self.aws_endpoint = self.env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"
+        # Where each service is served, as the running stack says (stack.json); until then, aws_endpoint.
+        self.endpoints = Endpoints(self.aws_endpoint)
         self.stack: Stack = Settings.from_env(self.env).load_stack()
         self.session = boto3.Session(
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -138,6 +147,7 @@ class LocalStack:
                     self._wait_for_proxy(self._proxy)
                 self._process = self._spawn(["infra"], log)
             self._wait_until_ready(self._process)
+            self._read_endpoints()
         except BaseException:
             self.stop(check=False)  # nothing it started is left running
             raise
@@ -150,6 +160,12 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise LocalStackError(f"the stack was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
             time.sleep(_POLL_SECONDS)
+
+    def _read_endpoints(self) -> None:
+        described = json.loads((Path(self.env["LEYLINE_STATE_DIR"]) / STACK_FILE).read_text())
+        urls = described["endpoint_urls"]
+        self.endpoints = Endpoints(urls["default"], urls["per_service"])
+        self.aws_endpoint = self.endpoints.default
 
     def _spawn(self, module_and_arguments: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -273,8 +289,9 @@ class LocalStack:
 
     # ---- inspection ---------------------------------------------------------------------------
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client of the stack's AWS endpoint."""
-        return self.session.client(service, endpoint_url=self.aws_endpoint, **kwargs)  # type: ignore[call-overload]
+        """A boto3 client of the stack's endpoint for `service`."""
+        endpoint = self.endpoints.for_service(service)
+        return self.session.client(service, endpoint_url=endpoint, **kwargs)  # type: ignore[call-overload]
 
     @property
     def parameters(self) -> dict[str, str | list[str]]:

@@ -1,0 +1,256 @@
+"""The AWS emulators behind the local stack, and which service each client is pointed at.
+
+LEYLINE_BACKEND=moto (the default): one embedded moto server serves every service, its app behind a guard that
+checks signatures and S3 POST policies as AWS does (infra/moto_guard.py), since moto serves unsigned requests.
+LEYLINE_BACKEND=localstack: LocalStack's runtime (started here, in host mode, unless AWS_ENDPOINT_URL names
+one already running) serves what it can without Docker or a download; the embedded moto server serves the rest
+(MOTO_ONLY_SERVICES). Each client gets its service's endpoint (botocore's AWS_ENDPOINT_URL_<SERVICE> variables
+for the functions, Endpoints.for_service for the stack's own clients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import botocore.session
+from localstack_client.config import get_service_endpoint
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
+from infra.moto_guard import SignatureGuard
+from infra.settings import FAKE_CREDENTIALS
+
+BACKENDS = ("moto", "localstack")
+# What LocalStack's community edition cannot serve here: DynamoDB downloads Java at start, Cognito is not in
+# the community edition. (Lambda needs Docker: the functions run in the local runtime on either backend.)
+MOTO_ONLY_SERVICES = ("dynamodb", "dynamodbstreams", "cognito-idp")
+LOCALSTACK_VENV = Path(__file__).resolve().parent.parent / ".venv-localstack"
+# The interpreter `make localstack-venv` builds it with (the Makefile looks in the same places): pyenv's, or PATH's.
+PYTHON313 = next(
+    (str(path) for path in sorted(Path.home().glob(".pyenv/versions/3.13.*/bin/python3.13"))),
+    shutil.which("python3.13"),
+)
+LOCALSTACK_LAUNCHER = Path(__file__).resolve().parent / "localstack_launcher.py"
+_MOTO_START_SECONDS = 10.0
+_LOCALSTACK_START_SECONDS = 60.0
+_LOCALSTACK_STOP_SECONDS = 5.0  # it may hang on SIGTERM: SIGKILL after this
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class BackendError(RuntimeError):
+    """An emulator did not start, or the backend is misconfigured."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each AWS service is served: `default`, unless `per_service` names another endpoint for it."""
+
+    default: str
+    per_service: Mapping[str, str] = field(default_factory=dict)
+
+    def for_service(self, service: str) -> str:
+        return self.per_service.get(service, self.default)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point botocore's clients at these endpoints, service by service."""
+        variables = {"AWS_ENDPOINT_URL": self.default}
+        variables.update({endpoint_variable(service): url for service, url in self.per_service.items()})
+        return variables
+
+
+def endpoint_variable(service: str) -> str:
+    """botocore's per-service endpoint variable, from the service id: cognito-idp's is ..._COGNITO_IDENTITY_PROVIDER."""
+    service_id = botocore.session.get_session().get_service_model(service).service_id
+    return "AWS_ENDPOINT_URL_" + str(service_id).replace(" ", "_").upper()
+
+
+# ---- the embedded moto server -----------------------------------------------------------------
+class GuardedMotoServer(ThreadedMotoServer):
+    """moto's threaded server with its app behind SignatureGuard: nothing reaches moto unsigned."""
+
+    def _server_entry(self) -> None:
+        credentials = {FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+        app = SignatureGuard(DomainDispatcherApplication(create_backend_app), credentials)
+        self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+def start_moto(port: int) -> ThreadedMotoServer:
+    # ThreadedMotoServer.start() waits forever if its port is taken: check first, and bound it.
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
+    serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
+    partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
+    server = GuardedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    starter = threading.Thread(target=server.start, daemon=True)
+    starter.start()
+    starter.join(_MOTO_START_SECONDS)
+    if starter.is_alive():
+        raise BackendError(f"moto server did not start on 127.0.0.1:{port}")
+    return server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# ---- LocalStack in host mode ------------------------------------------------------------------
+class LocalStackRuntime:
+    """LocalStack's runtime in a process of its own (.venv-localstack, Python 3.13), no Docker.
+
+    Everything it writes goes under `root` (FILESYSTEM_ROOT, and its S3 object storage, which LocalStack
+    otherwise keeps in a fixed folder of the system temp dir shared by every instance); `stop` removes it.
+    """
+
+    def __init__(self, port: int, root: Path, log_path: Path, python: Path | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.root = root
+        self.log_path = log_path  # outside `root`: it outlives the stop, for a look at what happened
+        self.python = python or LOCALSTACK_VENV / "bin" / "python"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "LocalStack is not started"
+        return self._process.pid
+
+    def start(self) -> None:
+        if not self.python.exists():
+            raise BackendError(f"no LocalStack at {self.python}: run `make localstack-venv` (needs python3.13)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(self.root),  # its plugin cache goes under the root too
+            "DISABLE_EVENTS": "1",  # no analytics; without it the runtime hangs on SIGTERM after work
+            "OVERRIDE_IN_DOCKER": "0",
+            "FILESYSTEM_ROOT": str(self.root / "filesystem"),
+            "GATEWAY_SERVER": "hypercorn",
+            "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+        }
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(self.python), str(LOCALSTACK_LAUNCHER), str(self.root / "s3-storage"), str(os.getpid())],
+                env=env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the stack, which stops LocalStack itself
+            )
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + _LOCALSTACK_START_SECONDS
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise BackendError(f"LocalStack exited with {self._process.returncode} at start")
+            with contextlib.suppress(OSError), _DIRECT.open(f"{self.url}/_localstack/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+            time.sleep(0.1)
+        raise BackendError(f"LocalStack did not answer on {self.url} within {_LOCALSTACK_START_SECONDS} s")
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL if it has not exited within a few seconds; then its files are removed."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=_LOCALSTACK_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=_LOCALSTACK_STOP_SECONDS)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def localstack_endpoint(localstack_host: str | None = None) -> str:
+    """LocalStack's edge endpoint as localstack-client resolves it: AWS_ENDPOINT_URL if set, else LOCALSTACK_HOST."""
+    endpoint = get_service_endpoint("s3", localstack_host=localstack_host)
+    if endpoint is None:
+        raise BackendError("localstack-client knows no endpoint for s3")
+    return endpoint
+
+
+# ---- the whole backend ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str = "moto"
+    aws_port: int = 4566  # the embedded moto server's
+    external_endpoint: str | None = None  # AWS_ENDPOINT_URL: an emulator the user runs
+    state_dir: Path = Path(tempfile.gettempdir()) / "leyline"  # a started LocalStack's files go under it
+
+
+@dataclass(frozen=True)
+class RunningBackend:
+    endpoints: Endpoints
+    description: dict[str, str]  # service (or "*") -> what serves it, for the console
+
+
+@contextlib.contextmanager
+def running_backend(config: BackendConfig) -> Iterator[RunningBackend]:
+    """Starts what `config` asks for, yields where each service is served, stops it all (by PID) afterwards."""
+    if config.name not in BACKENDS:
+        raise BackendError(f"LEYLINE_BACKEND must be one of {', '.join(BACKENDS)}, not {config.name!r}")
+    with contextlib.ExitStack() as started:
+        if config.name == "moto":
+            yield _moto_backend(config, started)
+        else:
+            yield _localstack_backend(config, started)
+
+
+def _moto_backend(config: BackendConfig, started: contextlib.ExitStack) -> RunningBackend:
+    if config.external_endpoint:  # the user's own emulator serves everything, as it is
+        return RunningBackend(Endpoints(config.external_endpoint), {"*": f"{config.external_endpoint} (external)"})
+    moto = start_moto(config.aws_port)
+    started.callback(moto.stop)
+    moto_url = f"http://127.0.0.1:{config.aws_port}"
+    return RunningBackend(Endpoints(moto_url), {"*": f"{moto_url} (embedded moto server)"})
+
+
+def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) -> RunningBackend:
+    localstack = None
+    if config.external_endpoint:
+        edge = localstack_endpoint()  # localstack-client follows AWS_ENDPOINT_URL (this process's, the user's)
+    else:
+        root = config.state_dir
+        localstack = LocalStackRuntime(free_port(), root / "localstack", root / "localstack.log")
+        localstack.start()
+        started.callback(localstack.stop)
+        edge = localstack_endpoint(f"127.0.0.1:{localstack.port}")
+    moto = start_moto(config.aws_port)
+    started.callback(moto.stop)
+    moto_url = f"http://127.0.0.1:{config.aws_port}"
+    kind = "external LocalStack" if localstack is None else f"LocalStack, pid {localstack.pid}"
+    return RunningBackend(
+        Endpoints(edge, dict.fromkeys(MOTO_ONLY_SERVICES, moto_url)),
+        {"*": f"{edge} ({kind})", **dict.fromkeys(MOTO_ONLY_SERVICES, f"{moto_url} (embedded moto server)")},
+    )
