@@ -159,10 +159,21 @@ def _bucket_policy(stack: LocalStack, logical_id: str) -> None:
 def _rule(stack: LocalStack, logical_id: str) -> None:
     events = stack.client("events")
     name = stack.physical_name(logical_id)
-    assert events.describe_rule(Name=name)["State"] == "ENABLED"
-    targets = events.list_targets_by_rule(Rule=name)["Targets"]
-    declared = stack.stack.properties(logical_id)["Targets"]
-    assert sorted(t["Arn"] for t in targets) == sorted(t["Arn"] for t in declared)
+    properties = stack.stack.properties(logical_id)
+    bus = {"EventBusName": properties["EventBusName"]} if "EventBusName" in properties else {}
+    assert events.describe_rule(Name=name, **bus)["State"] == "ENABLED"
+    targets = events.list_targets_by_rule(Rule=name, **bus)["Targets"]
+    assert sorted(t["Arn"] for t in targets) == sorted(t["Arn"] for t in properties["Targets"])
+
+
+def _event_bus(stack: LocalStack, logical_id: str) -> None:
+    name = stack.physical_name(logical_id)
+    assert stack.client("events").describe_event_bus(Name=name)["Name"] == name
+
+
+def _secret(stack: LocalStack, logical_id: str) -> None:
+    secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.physical_name(logical_id))
+    assert secret["SecretString"]
 
 
 def _queue(stack: LocalStack, logical_id: str) -> None:
@@ -213,6 +224,8 @@ CHECKS: dict[str, Callable[[LocalStack, str], None]] = {
     "AWS::S3::Bucket": _bucket,
     "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::Events::Rule": _rule,
+    "AWS::Events::EventBus": _event_bus,
+    "AWS::SecretsManager::Secret": _secret,
     "AWS::SQS::Queue": _queue,
     "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::DynamoDB::Table": _table,
@@ -228,7 +241,7 @@ def test_every_resource_of_the_template_is_provisioned_on_its_backend(localstack
     resources = localstack_stack.stack.resources
     # Then each type has a check here (a new type fails this test until it has one)
     assert sorted({r.type for r in resources.values()} - set(CHECKS)) == []
-    # And each resource exists where its service is served (S3, SQS, EventBridge, CloudWatch: LocalStack; DynamoDB:
-    # the embedded moto server; functions and the HttpApi: the local runtime)
+    # And each resource exists where its service is served (S3, SQS, EventBridge, CloudWatch, Secrets Manager:
+    # LocalStack; DynamoDB: the embedded moto server; functions and the HttpApi: the local runtime)
     for logical_id, resource in resources.items():
         CHECKS[resource.type](localstack_stack, logical_id)

@@ -101,7 +101,9 @@ def test_a_target_that_resolves_to_loopback_at_delivery_is_refused_and_dead_lett
     stack: LocalStack, hooks: Receiver
 ) -> None:
     # Given a task whose webhook was public at submit
-    ticket = requests.post(f"{stack.api_url}/uploads", json={"webhook_url": PUBLIC}, timeout=10)
+    ticket = requests.post(
+        f"{stack.api_url}/uploads", json={"content_type": "image/png", "webhook_url": PUBLIC}, timeout=10
+    )
     assert ticket.status_code == 201, ticket.text
     task_id = ticket.json()["task_id"]
     # and whose host, by delivery time, resolves to 127.0.0.1 (DNS rebinding: here the stored URL is changed to a
@@ -114,7 +116,8 @@ def test_a_target_that_resolves_to_loopback_at_delivery_is_refused_and_dead_lett
         ExpressionAttributeValues={":url": {"S": f"https://localhost:{port}/rebound"}},
     )
     upload = ticket.json()["upload"]
-    requests.post(upload["url"], data=upload["fields"], files={"file": imagefactory.png()}, timeout=10)
+    stored = requests.post(upload["url"], data=upload["fields"], files={"file": imagefactory.png()}, timeout=10)
+    stored.raise_for_status()
 
     # When the task ends
     poll_until_final(stack.api_url, task_id, timeout=60)
@@ -134,10 +137,11 @@ def test_a_target_that_resolves_to_loopback_at_delivery_is_refused_and_dead_lett
 def test_a_killed_processor_loses_no_task_event_and_adds_none(stack: LocalStack) -> None:
     # Given an operator's rule on the bus, and a task in the model
     queue = operator_queue(stack)
-    ticket = requests.post(f"{stack.api_url}/uploads", json={}, timeout=10).json()
-    requests.post(
+    ticket = requests.post(f"{stack.api_url}/uploads", json={"content_type": "image/png"}, timeout=10).json()
+    stored = requests.post(
         ticket["upload"]["url"], data=ticket["upload"]["fields"], files={"file": imagefactory.png()}, timeout=10
     )
+    stored.raise_for_status()
     task_id = ticket["task_id"]
     eventually(lambda: status(stack.api_url, task_id)["progress"] >= 25, timeout=30, every=0.05, what="progress")
 
