@@ -31,6 +31,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from infra.functions import Console
+from infra.moto_cognito import verify_on_confirmation
 from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.provision import provision
 from infra.runtime import LocalRuntime
@@ -114,6 +115,7 @@ def _start_moto(port: int) -> ThreadedMotoServer:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
     serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
     partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
+    verify_on_confirmation()  # a confirmed sign-up proves the address, as Cognito marks it (task emails)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()

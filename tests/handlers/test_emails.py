@@ -51,13 +51,13 @@ def new_user(template: Stack, session: boto3.Session, email: str, *, verified: b
     return next(attribute["Value"] for attribute in user["Attributes"] if attribute["Name"] == "sub")
 
 
-def submit(invoke: Invoke, user: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+def submit(call: Invoke, user: str | None, payload: dict[str, Any]) -> dict[str, Any]:
     event = signed_in(sample_event("http-create-upload.json"), user)
     event["body"] = json.dumps(payload)
-    return invoke("ApiFunction", event)
+    return call("ApiFunction", event)
 
 
-def end(invoke: Invoke, template: Stack, session: boto3.Session, task_id: str, state: str) -> list[dict[str, Any]]:
+def end(call: Invoke, template: Stack, session: boto3.Session, task_id: str, state: str) -> list[dict[str, Any]]:
     """The task moves to `state` (written as the processor would), TaskEventsFunction reads the stream record,
     and EmailFunction is handed what EmailRule put on EmailQueue: EmailFunction's answer per message."""
     dynamodb = session.client("dynamodb")
@@ -66,7 +66,7 @@ def end(invoke: Invoke, template: Stack, session: boto3.Session, task_id: str, s
     new = {**old, "state": {"S": state}, "finished_at": {"S": "2026-12-01T00:00:31.000Z"}}
     dynamodb.put_item(TableName=table, Item=new)
     change = {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "1", "OldImage": old, "NewImage": new}}
-    assert invoke("TaskEventsFunction", {"Records": [change]}) == {"batchItemFailures": []}
+    assert call("TaskEventsFunction", {"Records": [change]}) == {"batchItemFailures": []}
     answers = []
     sqs = session.client("sqs")
     queue = template.queue_url("EmailQueue")
@@ -77,11 +77,11 @@ def end(invoke: Invoke, template: Stack, session: boto3.Session, task_id: str, s
             "receiptHandle": message["ReceiptHandle"],
             "body": message["Body"],
         }
-        answers.append(invoke("EmailFunction", {"Records": [record]}))
+        answers.append(call("EmailFunction", {"Records": [record]}))
     return answers
 
 
-def test_an_opted_in_users_task_that_ends_emails_them_through_ses(invoke, stack):
+def test_an_opted_in_users_task_that_ends_emails_them_through_ses(invoke, stack):  # noqa: F811
     # Given Alice, with a verified address, and her task that asked for an email
     template, session = stack
     alice = new_user(template, session, "alice@example.com")
@@ -103,7 +103,7 @@ def test_an_opted_in_users_task_that_ends_emails_them_through_ses(invoke, stack)
     assert template.functions["EmailFunction"].environment["PAGE_URL"] in message.body
 
 
-def test_nobody_else_is_emailed(invoke, stack):
+def test_nobody_else_is_emailed(invoke, stack):  # noqa: F811
     # Given Bob (verified), whose task did not ask for an email, and Carol (unverified), whose task did
     template, session = stack
     bob = new_user(template, session, "bob@example.com")
@@ -119,7 +119,7 @@ def test_nobody_else_is_emailed(invoke, stack):
     assert sent_mail() == []
 
 
-def test_the_address_never_comes_from_the_request(invoke, stack):
+def test_the_address_never_comes_from_the_request(invoke, stack):  # noqa: F811
     # Given Dave signed in
     template, session = stack
     dave = new_user(template, session, "dave@example.com")
@@ -131,7 +131,7 @@ def test_the_address_never_comes_from_the_request(invoke, stack):
     assert sent_mail() == []
 
 
-def test_the_form_upload_takes_the_pages_checkbox(invoke, stack):
+def test_the_form_upload_takes_the_pages_checkbox(invoke, stack):  # noqa: F811
     # Given a signed-in user's POST /upload whose form carries the checkbox (notify_email=on)
     template, session = stack
     erin = new_user(template, session, "erin@example.com")

@@ -68,7 +68,8 @@ def test_an_opted_in_task_that_ends_emails_its_owner_the_result_and_the_page(wor
     [sent] = mailer.sent
     assert sent.to == "alice@example.com"
     assert result in sent.subject
-    assert task.task_id in sent.body and PAGE in sent.body
+    assert task.task_id in sent.body
+    assert PAGE in sent.body
 
 
 def test_a_failure_says_why(world):
