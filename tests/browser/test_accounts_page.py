@@ -404,11 +404,11 @@ def _new_task(stack: LocalStack, authorization: dict[str, str]) -> str:
 def test_the_email_checkbox_gets_the_signed_in_user_an_email_when_the_video_is_ready(
     accounts_web: LocalStack, users: Users, page: Page, console: Console, photo: Path
 ) -> None:
-    # Given a signed-in user, who ticks "Email me when it is done"
+    # Given a signed-in user, who ticks "Notify me by e-mail when it is done"
     users.sign_up("grace@example.com")
     traffic = Traffic(page, accounts_web, users)
     sign_in(page, accounts_web, "grace@example.com")
-    page.get_by_label("Email me when it is done").check()
+    page.get_by_label("Notify me by e-mail when it is done").check()
 
     # When they make a video
     page.get_by_label("Choose an image").set_input_files(photo)
