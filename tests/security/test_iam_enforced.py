@@ -5,10 +5,11 @@ each function runs its real handler (cold-started with the template's environmen
 an IAM user holding exactly its role's policies from the SAM transform, through the whole pipeline.
 
 moto checks actions and resources for S3 and SQS, but only actions for DynamoDB, EventBridge, Secrets
-Manager, Cognito and SES (it authorises their calls against resource "*") and for sqs:GetQueueUrl (it cannot name the queue):
-for those, the statements' resources are widened to "*" here; test_template_security.py pins them. moto also
-authorises a whole TransactWriteItems as the action dynamodb:TransactWriteItems, which AWS does not have (AWS
-checks each update in it as dynamodb:UpdateItem): a role granted UpdateItem gets that stand-in here.
+Manager, Cognito and SES (it authorises their calls against resource "*") and for sqs:GetQueueUrl (it cannot
+name the queue): for those, the statements' resources are widened to "*" here; test_template_security.py pins
+them. moto also authorises a whole TransactWriteItems as the action dynamodb:TransactWriteItems, which AWS
+does not have (AWS checks each update in it as dynamodb:UpdateItem): a role granted UpdateItem gets that
+stand-in here.
 """
 
 from __future__ import annotations
