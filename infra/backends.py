@@ -31,6 +31,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from infra.moto_cognito import verify_on_confirmation
 from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
 from infra.moto_guard import SignatureGuard
 from infra.settings import FAKE_CREDENTIALS
@@ -99,6 +100,7 @@ def start_moto(port: int) -> ThreadedMotoServer:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
     serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
     partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
+    verify_on_confirmation()  # a confirmed sign-up proves the address, as Cognito marks it (task emails)
     server = GuardedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()

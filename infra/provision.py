@@ -338,6 +338,13 @@ def _event_bus(aws: _Clients, name: str, props: Props) -> None:
         _ignore(error, "ResourceAlreadyExistsException")
 
 
+# ---- SES -----------------------------------------------------------------------------------------
+def _email_identity(aws: _Clients, name: str, props: Props) -> None:
+    """The sender's identity, verified at once: no one reads a verification link locally (moto's SES, like
+    AWS's, refuses to send from an address that is not a verified identity)."""
+    aws("ses").verify_email_identity(EmailAddress=name)
+
+
 # ---- Secrets Manager --------------------------------------------------------------------------
 def _secret(aws: _Clients, name: str, props: Props) -> None:
     """A given SecretString is (re)written; a generated one is made once and kept across restarts."""
@@ -485,5 +492,6 @@ _PROVISIONERS: dict[str, _Kind] = {
     "AWS::SecretsManager::Secret": _Kind(_names("Name Description GenerateSecretString SecretString"), _secret),
     "AWS::CloudWatch::Alarm": _Kind(_ALARM_KEYS | {"AlarmName"}, _alarm),
     "AWS::Cognito::UserPool": _Kind(_USER_POOL_KEYS | {"UserPoolName"}, _user_pool),
+    "AWS::SES::EmailIdentity": _Kind(_names("EmailIdentity"), _email_identity),
     "AWS::Cognito::UserPoolClient": _Kind(_CLIENT_KEYS | {"UserPoolId"}, _user_pool_client),
 }

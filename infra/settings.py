@@ -26,6 +26,8 @@ FAKE_CREDENTIALS = {
 # Friendly aliases for template parameters.
 PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds"}
 CORS_PARAMETER = "CorsAllowedOrigins"
+# Where links to the page (task emails) point: locally, the page the local stack serves.
+PAGE_URL_PARAMETER = "PageUrl"
 # Template parameters whose local default differs from the deployed one (an override still wins): webhooks may
 # reach a receiver on this machine (http, 127.0.0.1).
 LOCAL_PARAMETER_DEFAULTS = {"WebhookAllowPrivateTargets": "true"}
@@ -47,12 +49,20 @@ def port_following_overrides(
     The template's CorsAllowedOrigins default names port 8080 (it stays the only source of truth on AWS);
     on another port the page's own upload to the bucket would be refused. So, when the template declares
     the parameter (`parameters`, its bound values) and the user did not set it (`overrides`), the local
-    stack allows the page's origins on its port instead. Empty when nothing needs changing.
+    stack allows the page's origins on its port instead. PageUrl (links to the page in task emails) is
+    empty by default (the HttpApi's AWS URL): locally it is the page on this port. Empty when nothing needs
+    changing.
     """
-    if CORS_PARAMETER not in parameters or CORS_PARAMETER in overrides:
-        return {}
-    origins = local_origins(api_port)
-    return {} if parameters[CORS_PARAMETER] == origins else {CORS_PARAMETER: ",".join(origins)}
+    following: dict[str, str] = {}
+    if CORS_PARAMETER in parameters and CORS_PARAMETER not in overrides:
+        origins = local_origins(api_port)
+        if parameters[CORS_PARAMETER] != origins:
+            following[CORS_PARAMETER] = ",".join(origins)
+    if PAGE_URL_PARAMETER in parameters and PAGE_URL_PARAMETER not in overrides:
+        page = f"{local_origins(api_port)[1]}/"
+        if parameters[PAGE_URL_PARAMETER] != page:
+            following[PAGE_URL_PARAMETER] = page
+    return following
 
 
 def local_default_overrides(parameters: Mapping[str, str | list[str]], overrides: Collection[str]) -> dict[str, str]:

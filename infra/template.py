@@ -56,6 +56,8 @@ _NAME_PROPERTY = {
     "AWS::Cognito::UserPoolClient": "ClientName",
     "AWS::Events::EventBus": "Name",
     "AWS::SecretsManager::Secret": "Name",
+    # The identity is its address: `!Ref` of it is the address, as on AWS.
+    "AWS::SES::EmailIdentity": "EmailIdentity",
     SERVERLESS_FUNCTION: "FunctionName",
 }
 
@@ -264,6 +266,7 @@ class Stack:
         resource = self._resource(logical_id)
         name = self.physical_name(logical_id)
         region, account = self.region, self.account_id
+        pool_id = self.ref(logical_id) if resource.type == "AWS::Cognito::UserPool" else ""
         attributes: dict[str, dict[str, str]] = {
             "AWS::S3::Bucket": {
                 "Arn": f"arn:aws:s3:::{name}",
@@ -285,6 +288,7 @@ class Stack:
             "AWS::SecretsManager::Secret": {"Id": f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"},
             "AWS::Events::Rule": {"Arn": f"arn:aws:events:{region}:{account}:rule/{name}"},
             "AWS::CloudWatch::Alarm": {"Arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"},
+            "AWS::Cognito::UserPool": {"Arn": f"arn:aws:cognito-idp:{region}:{account}:userpool/{pool_id}"},
             SERVERLESS_FUNCTION: {"Arn": f"arn:aws:lambda:{region}:{account}:function:{name}"},
         }
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from leyline.config import Settings
 from leyline.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
+from leyline.logic.emails import EmailMessage
 from leyline.logic.ports import Clock, JobLine, MediaStorage, MessageVisibility, SubmitRecords, TaskStore
 from leyline.models import (
     ClientBacklog,
@@ -293,3 +294,28 @@ class FakeSubmitRecords:
 
 
 _submits: SubmitRecords = FakeSubmitRecords()  # mypy checks this fake against its port too
+
+
+class FakeUserDirectory:
+    """A user pool: each user's address and whether it is verified (logic.emails.UserDirectory)."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, tuple[str, bool]] = {}
+
+    def add(self, user: str, email: str, *, verified: bool = True) -> None:
+        self._users[user] = (email, verified)
+
+    def verified_email(self, user: str) -> str | None:
+        email, verified = self._users.get(user, ("", False))
+        return email if verified else None
+
+
+class FakeMailer:
+    """Keeps what it is asked to send (logic.emails.Mailer)."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    def send(self, message: EmailMessage) -> str:
+        self.sent.append(message)
+        return f"message-{len(self.sent)}"

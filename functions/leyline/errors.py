@@ -140,3 +140,11 @@ class InvalidImage(LeylineError):
 
     code = "INVALID_IMAGE"
     status = 422
+
+
+class InvalidNotifyEmail(LeylineError):
+    """A submit's notify_email that cannot be honoured: not a boolean, or asked in open mode, where a task has
+    no owner and so no verified address to write to."""
+
+    code = "INVALID_NOTIFY_EMAIL"
+    status = 400

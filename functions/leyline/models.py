@@ -96,6 +96,7 @@ class Task:
     error_message: str | None = None
     owner: str | None = None  # the user who created it (accounts mode: the token's `sub`); None: anonymous
     webhook: Webhook | None = None  # where its events are delivered, if it asked
+    notify_email: bool = False  # its owner asked for an email when it ends (accounts mode only)
 
 
 @dataclass(frozen=True)

@@ -399,3 +399,34 @@ def _new_task(stack: LocalStack, authorization: dict[str, str]) -> str:
     assert answer.status_code == 201, answer.text
     task_id: str = answer.json()["task_id"]
     return task_id
+
+
+def test_the_email_checkbox_gets_the_signed_in_user_an_email_when_the_video_is_ready(
+    accounts_web: LocalStack, users: Users, page: Page, console: Console, photo: Path
+) -> None:
+    # Given a signed-in user, who ticks "Notify me by e-mail when it is done"
+    users.sign_up("grace@example.com")
+    traffic = Traffic(page, accounts_web, users)
+    sign_in(page, accounts_web, "grace@example.com")
+    page.get_by_label("Notify me by e-mail when it is done").check()
+
+    # When they make a video
+    page.get_by_label("Choose an image").set_input_files(photo)
+    _wait_until_playable(page)
+
+    # Then the submit asked for the email, naming no address
+    [submit] = [seen for seen in traffic.to_api() if _route(accounts_web, seen) == "/uploads"]
+    assert json.loads(submit.body or "{}")["notify_email"] is True
+    assert "grace@example.com" not in (submit.body or "")
+    # And moto's SES holds the message to their own address (a bounded wait: the email follows SUCCESS)
+    to_grace: list[dict[str, Any]] = []
+    for _ in range(100):
+        mail = requests.get(f"{accounts_web.aws_endpoint}/moto-api/data.json", timeout=10).json()
+        sent = mail.get("ses", {}).get("Message", [])
+        to_grace = [m for m in sent if m["destinations"]["ToAddresses"] == ["grace@example.com"]]
+        if to_grace:
+            break
+        page.wait_for_timeout(200)
+    assert len(to_grace) == 1
+    assert "is ready" in to_grace[0]["subject"]
+    assert console.errors == []

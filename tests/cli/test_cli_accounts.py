@@ -176,6 +176,30 @@ def test_generate_status_and_history_send_the_token(
     assert machine["next_cursor"] is None
 
 
+def test_generate_email_gets_the_signed_in_user_an_email_when_the_video_is_ready(
+    accounts: LocalStack, users: Users, home: Path, photo: Path
+) -> None:
+    # Given a signed-in user (sign-up confirmed: their address is verified)
+    users.sign_up("hedy@example.com")
+    login(accounts, home, "hedy@example.com")
+
+    # When they make a video with --email
+    made = run(accounts, home, "generate", str(photo), "-o", "mailed.mp4", "--email", "--json")
+
+    # Then it is made, and moto's SES holds one message to their own address about that task
+    assert made.returncode == 0, made.stderr
+    task_id = json.loads(made.stdout)["task_id"]
+    deadline = time.monotonic() + 20
+    to_hedy: list[dict[str, Any]] = []
+    while not to_hedy and time.monotonic() < deadline:
+        sent = requests.get(f"{accounts.aws_endpoint}/moto-api/data.json", timeout=10).json()
+        messages = sent.get("ses", {}).get("Message", [])
+        to_hedy = [m for m in messages if m["destinations"]["ToAddresses"] == ["hedy@example.com"]]
+        time.sleep(0.2)
+    assert len(to_hedy) == 1
+    assert task_id in to_hedy[0]["body"]
+
+
 def test_history_pages_through_every_task_once_newest_first(accounts: LocalStack, users: Users, home: Path) -> None:
     # Given a user with 25 tasks
     user = users.new_user("hopper@example.com")
@@ -370,6 +394,10 @@ def test_an_open_api_has_nothing_to_sign_in_to(stack: LocalStack, home: Path, ph
     assert not session_file(home).exists()
     # And the rest works as ever, with no token
     assert run(stack, home, "generate", str(photo), "-o", "open.mp4").returncode == 0
+    # But --email is refused in one sentence: an anonymous task has no address to write to
+    mailed = run(stack, home, "generate", str(photo), "-o", "mailed.mp4", "--email")
+    assert mailed.returncode != 0
+    assert_one_error_line(mailed.stderr, "notify_email needs accounts")
 
 
 class Terminal:

@@ -142,6 +142,7 @@ def test_a_task_belongs_to_the_user_of_the_token_whoever_the_body_names(invoke, 
         ("StatusFunction", "http-get-video.json", "/video/{task_id}"),
         ("ApiFunction", "http-cancel-task.json", "/tasks/{task_id}/cancel"),
         ("ApiFunction", "http-delete-task.json", "/tasks/{task_id}"),
+        ("StatusFunction", "http-get-status.json", "/tasks/{task_id}/deliveries"),
     ],
 )
 def test_another_users_task_answers_exactly_as_an_unknown_one_and_is_left_alone(invoke, function, sample, path):
@@ -314,3 +315,22 @@ def test_the_openapi_document_lists_the_new_routes_and_the_token_they_need(invok
     for path in ("/tasks", "/status/{task_id}", "/uploads", "/tasks/{task_id}"):
         for operation in document["paths"][path].values():
             assert operation["security"] == [{"CognitoUser": []}], path
+
+
+def test_the_page_may_call_the_cognito_api_get_config_names(invoke):
+    # Given accounts mode deployed (no local endpoint: GET /config names AWS's regional Cognito API)
+    endpoint = body(invoke("ApiFunction", sample_event("http-get-config.json")))["cognito"]["endpoint"]
+    assert endpoint == "https://cognito-idp.us-east-1.amazonaws.com"
+
+    # When the page is served
+    event = sample_event("http-get-config.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/"
+    page = invoke("ApiFunction", event)
+
+    # Then its Content-Security-Policy lets it sign in there (connect-src), and nowhere else new
+    policy = {
+        name: sources
+        for name, *sources in (directive.split() for directive in page["headers"]["Content-Security-Policy"].split(";"))
+    }
+    assert endpoint in policy["connect-src"]
+    assert endpoint not in policy["media-src"]

@@ -56,8 +56,9 @@ def test_the_local_gateway_guards_exactly_the_routes_the_sam_transform_guards(mo
 
 def test_open_mode_has_no_user_pool_no_authorizer_and_no_pool_outputs():
     stack = _stack("open")
-    assert stack.conditions == {"AccountsMode": False}
+    assert stack.conditions["AccountsMode"] is False
     assert "UserPool" not in stack.resources
+    assert "EmailFunction" not in stack.functions  # task emails need accounts
     assert "UserPoolClient" not in stack.resources
     assert stack.http_api is not None
     assert stack.http_api.authorizers == ()

@@ -4,11 +4,12 @@ The local stack does not enforce IAM, so a missing grant would only show on AWS.
 each function runs its real handler (cold-started with the template's environment) under credentials of
 an IAM user holding exactly its role's policies from the SAM transform, through the whole pipeline.
 
-moto checks actions and resources for S3 and SQS, but only actions for DynamoDB, EventBridge and Secrets
-Manager (it authorises their calls against resource "*") and for sqs:GetQueueUrl (it cannot name the queue):
-for those, the statements' resources are widened to "*" here; test_template_security.py pins them. moto also
-authorises a whole TransactWriteItems as the action dynamodb:TransactWriteItems, which AWS does not have (AWS
-checks each update in it as dynamodb:UpdateItem): a role granted UpdateItem gets that stand-in here.
+moto checks actions and resources for S3 and SQS, but only actions for DynamoDB, EventBridge, Secrets
+Manager, Cognito and SES (it authorises their calls against resource "*") and for sqs:GetQueueUrl (it cannot
+name the queue): for those, the statements' resources are widened to "*" here; test_template_security.py pins
+them. moto also authorises a whole TransactWriteItems as the action dynamodb:TransactWriteItems, which AWS
+does not have (AWS checks each update in it as dynamodb:UpdateItem): a role granted UpdateItem gets that
+stand-in here.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ EXAMPLE = (ROOT / "examples" / "image.png").read_bytes()
 ADMIN = "deployer"
 # Calls made before the admin user has keys: create_user, put_user_policy, create_access_key.
 UNAUTHENTICATED_SETUP_CALLS = 3
-_ACTION_ONLY = ("dynamodb:", "sqs:GetQueueUrl", "events:", "secretsmanager:")
+_ACTION_ONLY = ("dynamodb:", "sqs:GetQueueUrl", "events:", "secretsmanager:", "cognito-idp:", "ses:")
 
 Invoke = Callable[[str, dict[str, Any]], Any]
 

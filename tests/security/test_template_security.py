@@ -3,6 +3,7 @@ what the SAM transform makes of it (the IAM roles, the API stage)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ FUNCTIONS = (
     "DeadLetterFunction",
     "TaskEventsFunction",
     "WebhookFunction",
+    "EmailFunction",
 )
-SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction", "WebhookFunction"}
+SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction", "WebhookFunction", "EmailFunction"}
 MANAGED = "arn:aws:iam::aws:policy/"
 
 # The only AWS managed policies a function role may carry; SAM attaches them, none is ours to scope.
@@ -99,6 +101,12 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("sqs:ChangeMessageVisibility", "WebhookQueue"),
         ("sqs:SendMessage", "WebhookDeadLetterQueue"),
     },
+    # accounts mode: the task (did it ask, whose is it), its owner's address by `sub`, one send from the sender
+    "EmailFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("cognito-idp:ListUsers", "UserPool"),
+        ("ses:SendEmail", "ses:identity/NotificationSenderIdentity"),
+    },
 }
 
 
@@ -123,12 +131,18 @@ def _role_statements(transformed: dict[str, Any], function: str) -> list[dict[st
     ]
 
 
+_THIS_ACCOUNTS_ARN = re.compile(r"^arn:\$\{AWS::Partition\}:([a-z0-9-]+):\$\{AWS::Region\}:\$\{AWS::AccountId\}:")
+
+
 def _resource_name(resource: Any) -> str:
-    """`!GetAtt X.Arn` -> X; `!Sub "${X.Arn}/rest"` -> X/rest; anything else as it is."""
+    """`!GetAtt X.Arn` -> X; `!Sub "${X.Arn}/rest"` -> X/rest; an ARN of this stack's account and region built
+    with !Sub, `arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${X}` -> ses:identity/X;
+    anything else as it is."""
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
-        return str(resource["Fn::Sub"]).replace("${", "").replace(".Arn}", "")
+        text = _THIS_ACCOUNTS_ARN.sub(r"\1:", str(resource["Fn::Sub"]))
+        return text.replace("${", "").replace(".Arn}", "").replace("}", "")
     return str(resource)
 
 

@@ -60,6 +60,7 @@ def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(tra
         "DeadLetterFunction",
         "TaskEventsFunction",
         "WebhookFunction",
+        "EmailFunction",  # Condition: AccountsMode (kept by the transform, created by CloudFormation in accounts)
     }
     routes = {
         res["Properties"]["RouteKey"] for res in resources_of_type(transformed, "AWS::ApiGatewayV2::Route").values()
@@ -137,7 +138,12 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(template):
         for dimension in resource["Properties"]["Dimensions"]
         if dimension["Name"] == "QueueName"
     }
-    assert dead_letter_queues == {"JobsDeadLetterQueue", "IntakeDeadLetterQueue", "WebhookDeadLetterQueue"}
+    assert dead_letter_queues == {
+        "JobsDeadLetterQueue",
+        "IntakeDeadLetterQueue",
+        "WebhookDeadLetterQueue",
+        "EmailDeadLetterQueue",
+    }
     assert dead_letter_queues <= watched
 
 

@@ -290,3 +290,30 @@ def test_a_webhook_is_part_of_the_request_and_is_kept_on_the_task(world):
             webhook=Webhook("https://hooks.example/b", ("succeeded",)),
         )
     assert world.tasks_of() == 1
+
+
+def test_an_email_request_is_part_of_the_request_and_is_kept_on_the_task(world):
+    # Given a first submit with a key that asks for an email
+    def submit(notify_email: bool):
+        return submit_presigned_upload(
+            world.tasks,
+            world.media,
+            world.settings,
+            world.clock(),
+            client=ME,
+            content_type="image/png",
+            size=100,
+            idempotency=Idempotency(world.records, "k-mail"),
+            owner="ada",
+            notify_email=notify_email,
+        )
+
+    first = submit(True)
+    # Then the task carries the wish (EmailFunction reads it there)
+    stored = world.tasks.get(first.value.task_id)
+    assert stored is not None
+    assert stored.notify_email is True
+    # And the same key without the email is another request: refused, nothing created
+    with pytest.raises(IdempotencyKeyReused):
+        submit(False)
+    assert world.tasks_of() == 1

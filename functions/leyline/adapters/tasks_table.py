@@ -390,6 +390,8 @@ def _to_item(task: Task) -> dict[str, Any]:
     if task.webhook is not None:
         item["webhook_url"] = task.webhook.url
         item["webhook_events"] = list(task.webhook.events)
+    if task.notify_email:
+        item["notify_email"] = True
     return item
 
 
@@ -419,6 +421,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         webhook=Webhook(str(item["webhook_url"]), tuple(item.get("webhook_events", ())))
         if "webhook_url" in item
         else None,
+        notify_email=bool(item.get("notify_email", False)),
     )
 
 

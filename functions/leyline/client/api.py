@@ -62,13 +62,19 @@ class LeylineClient:
         query = urllib.parse.urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})
         return self._json("GET", f"/tasks?{query}")
 
-    def create_upload(self, content_type: str, size: int, idempotency_key: str | None = None) -> dict[str, Any]:
+    def create_upload(
+        self, content_type: str, size: int, idempotency_key: str | None = None, *, notify_email: bool = False
+    ) -> dict[str, Any]:
         """POST /uploads: a new task and the presigned POST to send its image with (refused if too big).
 
         With an Idempotency-Key, a submit whose answer was lost to the network (reset, timeout) is sent again,
         a few times with backoff: the API answers a repeat with the first task, so the user never gets two.
-        Without one, a lost answer is an error: sending again could create a second task."""
-        body = json.dumps({"content_type": content_type, "size": size}).encode()
+        Without one, a lost answer is an error: sending again could create a second task.
+        `notify_email` (accounts): the API emails the signed-in user's verified address when the task ends."""
+        fields: dict[str, Any] = {"content_type": content_type, "size": size}
+        if notify_email:
+            fields["notify_email"] = True
+        body = json.dumps(fields).encode()
         headers = {"Content-Type": "application/json"}
         if idempotency_key is None:
             return self._json("POST", "/uploads", body, headers)

@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "-o", "--output", type=Path, metavar="OUT.mp4", help="where to save the video (default: IMAGE's name + .mp4)"
     )
+    generate.add_argument(
+        "--email",
+        dest="notify_email",
+        action="store_true",
+        help="also email you when it ends, at your account's verified address (accounts)",
+    )
     generate.set_defaults(command=_generate)
     status = commands.add_parser("status", parents=[common], help="print a task's status")
     status.add_argument("task_id", metavar="TASK_ID")
@@ -167,7 +173,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
     target = _output_path(args.output, image.path)
     progress = ProgressLine(sys.stderr)
     try:
-        final = _make_video(_client(args), image, target, progress)
+        final = _make_video(_client(args), image, target, progress, notify_email=args.notify_email)
     finally:
         progress.end()
     if not args.json:
@@ -175,10 +181,14 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
     return {**final, "output": str(target.resolve())}
 
 
-def _make_video(client: LeylineClient, image: ImageFile, target: Path, progress: ProgressLine) -> dict[str, Any]:
+def _make_video(
+    client: LeylineClient, image: ImageFile, target: Path, progress: ProgressLine, *, notify_email: bool = False
+) -> dict[str, Any]:
     try:
         # One key for this submit and its retries: a retry after a lost answer gets the same task, not a second.
-        ticket = client.create_upload(image.content_type, image.size, idempotency_key=new_idempotency_key())
+        ticket = client.create_upload(
+            image.content_type, image.size, idempotency_key=new_idempotency_key(), notify_email=notify_email
+        )
     except ApiError as exc:
         if exc.code == "FILE_TOO_LARGE":  # the API judged the declared size: still the local file's problem
             raise LocalFileError(f"{image.path}: {exc.message}", exc.code) from exc

@@ -72,6 +72,7 @@ def submit_presigned_upload(
     idempotency: Idempotency | None,
     owner: str | None = None,
     webhook: Webhook | None = None,
+    notify_email: bool = False,
 ) -> Submitted[UploadTicket]:
     """POST /uploads. A replay gets a fresh upload form for the same task while it still waits for its upload.
     `owner`: the signed-in user the task belongs to (accounts mode)."""
@@ -87,6 +88,7 @@ def submit_presigned_upload(
             size=size,
             owner=owner,
             webhook=webhook,
+            notify_email=notify_email,
         )
 
     if idempotency is None:
@@ -97,7 +99,7 @@ def submit_presigned_upload(
         created.append(create())
         return {"task_id": created[0].task_id}
 
-    fingerprint = presigned_fingerprint(content_type, size) | _webhook_fingerprint(webhook)
+    fingerprint = presigned_fingerprint(content_type, size) | _notifications_fingerprint(webhook, notify_email)
     stored = idempotency.records.once(scoped_key(client, idempotency.key), fingerprint, first)
     if created:
         return Submitted(created[0], replayed=False)
@@ -115,6 +117,7 @@ def submit_form_upload(
     idempotency: Idempotency | None,
     owner: str | None = None,
     webhook: Webhook | None = None,
+    notify_email: bool = False,
 ) -> Submitted[str]:
     """POST /upload: the task id. The request is its image (and its webhook): the form's other parts and file name
     do not count."""
@@ -123,13 +126,23 @@ def submit_form_upload(
 
     def create() -> dict[str, Any]:
         created.append(
-            create_form_upload(tasks, media, settings, image, now, client=client, owner=owner, webhook=webhook).task_id
+            create_form_upload(
+                tasks,
+                media,
+                settings,
+                image,
+                now,
+                client=client,
+                owner=owner,
+                webhook=webhook,
+                notify_email=notify_email,
+            ).task_id
         )
         return {"task_id": created[0]}
 
     if idempotency is None:
         return Submitted(str(create()["task_id"]), replayed=False)
-    fingerprint = form_fingerprint(image) | _webhook_fingerprint(webhook)
+    fingerprint = form_fingerprint(image) | _notifications_fingerprint(webhook, notify_email)
     stored = idempotency.records.once(scoped_key(client, idempotency.key), fingerprint, create)
     return Submitted(str(stored["task_id"]), replayed=not created)
 
@@ -151,10 +164,11 @@ def form_fingerprint(image: bytes) -> dict[str, Any]:
     return {"route": "POST /upload", "image_sha256": hashlib.sha256(image).hexdigest()}
 
 
-def _webhook_fingerprint(webhook: Webhook | None) -> dict[str, Any]:
-    """A webhook is part of the request (another URL is another request); none adds nothing, so records made
-    before webhooks existed still match."""
-    return {} if webhook is None else {"webhook_url": webhook.url, "webhook_events": list(webhook.events)}
+def _notifications_fingerprint(webhook: Webhook | None, notify_email: bool) -> dict[str, Any]:
+    """A webhook and an email are part of the request (another URL is another request); none adds nothing, so
+    records made before notifications existed still match."""
+    webhook_part = {} if webhook is None else {"webhook_url": webhook.url, "webhook_events": list(webhook.events)}
+    return webhook_part | ({"notify_email": True} if notify_email else {})
 
 
 def _fresh_ticket(

@@ -56,6 +56,7 @@ def create_presigned_upload(
     size: int | None = None,
     owner: str | None = None,
     webhook: Webhook | None = None,
+    notify_email: bool = False,
 ) -> UploadTicket:
     """`content_type` and `size`, when the client declares them, are checked before any task exists."""
     if size is not None:
@@ -67,7 +68,7 @@ def create_presigned_upload(
             status=415,
         )
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now, owner, webhook)
+    task = _new_task(settings, client, now, owner, webhook, notify_email)
     post = media.presigned_upload(
         upload_key(task.task_id),
         content_type=content_type,
@@ -94,6 +95,7 @@ def create_form_upload(
     client: str,
     owner: str | None = None,
     webhook: Webhook | None = None,
+    notify_email: bool = False,
 ) -> Task:
     """The form upload (the original API's POST /upload): the bytes go to the same key a presigned upload would use."""
     _check_size(len(image), settings.max_form_upload_bytes, "POST /upload")
@@ -101,7 +103,7 @@ def create_form_upload(
     if image_format is None:
         raise InvalidImage(f"The file is not a {ACCEPTED_NAMES} image.", code="UNSUPPORTED_FORMAT", status=415)
     _check_client_allowance(tasks, settings, client, now)
-    task = _new_task(settings, client, now, owner, webhook)
+    task = _new_task(settings, client, now, owner, webhook, notify_email)
     tasks.create(task)
     media.put(upload_key(task.task_id), image, image_format.mime_type)
     return task
@@ -279,7 +281,12 @@ def upload_window(settings: Settings) -> timedelta:
 
 
 def _new_task(
-    settings: Settings, client: str, now: datetime, owner: str | None, webhook: Webhook | None = None
+    settings: Settings,
+    client: str,
+    now: datetime,
+    owner: str | None,
+    webhook: Webhook | None = None,
+    notify_email: bool = False,
 ) -> Task:
     expires = now + timedelta(days=settings.retention_days)
     return Task(
@@ -290,6 +297,7 @@ def _new_task(
         client=client,
         owner=owner,
         webhook=webhook,
+        notify_email=notify_email,
     )
 
 

@@ -47,6 +47,11 @@ CREATE_UPLOAD_REQUEST: dict[str, Any] = {
             "default": None,
             "description": "Which events: some of started, succeeded, failed, cancelled (default: the final ones).",
         },
+        "notify_email": {
+            "type": ["boolean", "null"],
+            "default": None,
+            "description": "accounts mode: email the signed-in user's verified address when the task ends.",
+        },
     },
 }
 _DOCUMENTED_VALUES = {"content_type": {"enum": [*ALLOWED_UPLOAD_TYPES, None]}, "size": {"minimum": 1}}
@@ -58,6 +63,7 @@ class CreateUploadRequest:
     size: int | None = None
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
+    notify_email: bool | None = None
 
 
 def create_upload_request(body: dict[str, Any]) -> CreateUploadRequest:
@@ -75,6 +81,7 @@ def create_upload_request(body: dict[str, Any]) -> CreateUploadRequest:
         size=None if size is None else int(size),
         webhook_url=valid.get("webhook_url"),
         webhook_events=valid.get("webhook_events"),
+        notify_email=valid.get("notify_email"),
     )
 
 

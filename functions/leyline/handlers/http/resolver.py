@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -109,18 +110,29 @@ def _error_headers(exc: LeylineError) -> dict[str, str] | None:
     return None
 
 
-def page_security_headers(page: str, storage_origins: Iterable[str]) -> dict[str, str]:
+def page_security_headers(
+    page: str, storage_origins: Iterable[str], *, sign_in_origins: Iterable[str] = ()
+) -> dict[str, str]:
     """A Content-Security-Policy for `page`: its own inline <script> and <style> by hash (nothing else runs),
-    fetches to the API itself and to storage (presigned uploads and videos), no framing anywhere."""
+    fetches to the API itself, to storage (presigned uploads and videos) and, in accounts mode, to the Cognito
+    API it signs in with (`sign_in_origins`), no framing anywhere."""
     scripts = " ".join(_sha256_sources(page, "script"))
     styles = " ".join(_sha256_sources(page, "style"))
+    storage_origins = tuple(storage_origins)
     storage = " ".join(storage_origins)
+    connect = " ".join(dict.fromkeys(["'self'", *storage_origins, *sign_in_origins]))  # each origin once
     policy = (
         f"default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' data:;"
-        f" connect-src 'self' {storage}; media-src 'self' {storage}; base-uri 'none'; form-action 'none';"
+        f" connect-src {connect}; media-src 'self' {storage}; base-uri 'none'; form-action 'none';"
         " frame-ancestors 'none'"
     )
     return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"}
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of `url`, as a CSP source names an origin (no path: Cognito's API is POST /)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _sha256_sources(page: str, tag: str) -> list[str]:

@@ -26,8 +26,10 @@ from leyline.handlers.http.resolver import (
     json_response,
     multipart_file,
     multipart_text,
+    origin_of,
     page_security_headers,
 )
+from leyline.logic.emails import parse_notify_email
 from leyline.logic.lifecycle import cancel_task, delete_task
 from leyline.logic.submit import (
     IDEMPOTENCY_KEY_HEADER,
@@ -77,7 +79,10 @@ def web_page() -> Response[str]:
 
 @cache  # the storage origins come from presigning (no request is made), once per instance
 def _page_security_headers() -> dict[str, str]:
-    return page_security_headers(WEB_PAGE, media.browser_origins())
+    """accounts mode: the page also signs in, calling the Cognito API GET /config names."""
+    cognito = _client_config()["cognito"]
+    sign_in = [] if cognito is None else [origin_of(cognito["endpoint"])]
+    return page_security_headers(WEB_PAGE, media.browser_origins(), sign_in_origins=sign_in)
 
 
 @app.get("/openapi.json", summary="This document", include_in_schema=False)
@@ -137,6 +142,7 @@ def create_upload() -> Response[str]:
     idempotency = _idempotency()
     request = create_upload_request(json_object(app.current_event))
     webhook = _webhook(request.webhook_url, request.webhook_events)
+    notify_email = parse_notify_email(request.notify_email, accounts=settings.accounts)
     submitted = submit_presigned_upload(
         tasks,
         media,
@@ -148,6 +154,7 @@ def create_upload() -> Response[str]:
         idempotency=idempotency,
         owner=caller.user,
         webhook=webhook,
+        notify_email=notify_email,
     )
     _task_submitted(submitted.value.task_id, "presigned upload issued", replayed=submitted.replayed)
     return json_response(201, submitted.value.to_json())
@@ -166,6 +173,7 @@ def upload_form() -> Response[str]:
     webhook = _webhook(
         multipart_text(app.current_event, "webhook_url"), multipart_text(app.current_event, "webhook_events")
     )
+    notify_email = parse_notify_email(multipart_text(app.current_event, "notify_email"), accounts=settings.accounts)
     submitted = submit_form_upload(
         tasks,
         media,
@@ -176,6 +184,7 @@ def upload_form() -> Response[str]:
         idempotency=idempotency,
         owner=caller.user,
         webhook=webhook,
+        notify_email=notify_email,
     )
     task_id = submitted.value
     _task_submitted(task_id, "image uploaded in a form", replayed=submitted.replayed)
