@@ -22,7 +22,7 @@ FAKE_CREDENTIALS = {
     "AWS_REGION": REGION,
 }
 # Friendly aliases for template parameters.
-PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds"}
+PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds", "LEYLINE_MODEL_SLOTS": "ModelSlots"}
 CORS_PARAMETER = "CorsAllowedOrigins"
 
 

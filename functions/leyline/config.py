@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# template.yaml's ModelSlots allows 1 to 20.
+MAX_MODEL_SLOTS = 20
+
 
 class ConfigError(RuntimeError):
     """A required environment variable is missing or malformed: the function cannot start."""
@@ -26,6 +29,8 @@ class Settings:
     # ApiFunction's Idempotency-Key submits (SubmitIdempotencyTable).
     idempotency_table: str | None = None
     jobs_queue_url: str | None = None  # IntakeFunction's own
+    slots_queue_url: str | None = None  # DispatchFunction's own
+    model_slots: int = 1  # ModelSlots: models running side by side, each one image at a time
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -41,9 +46,13 @@ class Settings:
             max_waiting_tasks_per_client=_whole(env, "MAX_WAITING_TASKS_PER_CLIENT"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
+            slots_queue_url=env.get("SLOTS_QUEUE_URL") or None,
+            model_slots=_whole(env, "MODEL_SLOTS") if "MODEL_SLOTS" in env else 1,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")
+        if not 1 <= settings.model_slots <= MAX_MODEL_SLOTS:
+            raise ConfigError(f"MODEL_SLOTS must be 1 to {MAX_MODEL_SLOTS}, got {settings.model_slots}")
         return settings
 
 

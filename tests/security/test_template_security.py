@@ -9,8 +9,15 @@ import pytest
 
 from tests.security.sam import resources_of_type, source_template, transformed_template
 
-FUNCTIONS = ("ApiFunction", "StatusFunction", "IntakeFunction", "ProcessorFunction", "DeadLetterFunction")
-SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction"}
+FUNCTIONS = (
+    "ApiFunction",
+    "StatusFunction",
+    "IntakeFunction",
+    "DispatchFunction",
+    "ProcessorFunction",
+    "DeadLetterFunction",
+)
+SQS_TRIGGERED = {"IntakeFunction", "DispatchFunction", "ProcessorFunction", "DeadLetterFunction"}
 MANAGED = "arn:aws:iam::aws:policy/"
 
 # The only AWS managed policies a function role may carry; SAM attaches them, none is ours to scope.
@@ -66,6 +73,13 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("s3:ListBucket", "MediaBucket"),
         ("s3:PutObject", "MediaBucket/videos/*"),
         ("s3:DeleteObject", "MediaBucket/videos/*"),
+        ("sqs:GetQueueUrl", "SlotsQueue"),
+        ("sqs:ChangeMessageVisibility", "SlotsQueue"),
+    },
+    "DispatchFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("sqs:SendMessage", "SlotsQueue"),
         ("sqs:GetQueueUrl", "JobsQueue"),
         ("sqs:ChangeMessageVisibility", "JobsQueue"),
     },
