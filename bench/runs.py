@@ -57,6 +57,12 @@ def backlog_scale(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     return backlog_scale(sizes=(10, 100, 1_000) if quick else (10, 100, 1_000, 10_000), samples=100 if quick else 300)
 
 
+def slots(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
+    from bench.slots import slots_throughput
+
+    return slots_throughput(slot_counts=(1, 2, 4), tasks_per_slot=3 if quick else 4)
+
+
 def cost(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     """Uses this run's (or the JSON's) processor time beyond the model and video size, when there are any."""
     from bench.cost import cost

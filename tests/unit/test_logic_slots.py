@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from leyline.logic.slots import SLOT_POLL_SECONDS, NoFreeSlot, dispatch
+from leyline.logic.slots import SLOT_IDLE_POLL_SECONDS, SLOT_POLL_SECONDS, NoFreeSlot, dispatch, poll_interval
 from leyline.logic.tasks import get_status
 from leyline.models import LineSummary, TaskState, UploadJob, upload_key
 from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeQueues, FakeTaskStore, seed_task
@@ -218,3 +218,20 @@ def test_a_retry_after_a_crash_keeps_its_slot_and_a_finish_frees_it():
     assert done is not None
     assert (done.slots, done.free_slot(3)) == ({4: 2}, 1)
     assert LineSummary(running={1: now, 2: now, 3: now}, slots={1: 1, 2: 2, 3: 3}).free_slot(3) is None
+
+
+@pytest.mark.parametrize(
+    ("ran_for", "expected"),
+    [
+        (10.0, SLOT_IDLE_POLL_SECONDS),  # 20 s of model time left: a slow poll (a slot freed early waits <= 0.2 s)
+        (MODEL - 0.2, SLOT_POLL_SECONDS),  # about to end: poll often, the next task starts within 20 ms
+        (MODEL + 0.5, SLOT_POLL_SECONDS),  # its finish is being written
+        (MODEL + 60, SLOT_IDLE_POLL_SECONDS),  # long past: a crashed run waiting for its retry
+    ],
+)
+def test_the_dispatcher_polls_often_only_around_the_end_of_a_model_time(ran_for, expected):
+    # Given a slot whose task has been running `ran_for` seconds
+    now = datetime(2026, 5, 1, 12, 0)
+    summary = LineSummary(cursor=1, running={1: now - timedelta(seconds=ran_for)}, slots={1: 1})
+    # Then the wait before the next read of the summary is
+    assert poll_interval(summary, MODEL, now) == expected

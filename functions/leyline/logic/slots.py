@@ -4,21 +4,26 @@ DispatchFunction takes the line's jobs one at a time, in order (JobsQueue.fifo, 
 waits until a slot is free, moves the task QUEUED -> PROCESSING in that slot (one transaction with the line
 summary, whose `running` is the slots' lease) and hands the job to the slot's own message group on
 SlotsQueue.fifo, which ProcessorFunction runs. So tasks start in line order, at most ModelSlots run at once,
-and a free slot (a run that ended, failed or was cancelled) takes the next task within one poll.
+and a free slot takes the next task within one poll: 20 ms around the end of a model time, 200 ms for a slot
+freed early by a cancel or a bad input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from leyline.config import Settings
 from leyline.logic.ports import Clock, SlotLines, TaskStore
-from leyline.models import TaskState, UploadJob
+from leyline.models import LineSummary, TaskState, UploadJob
 
-# How often a dispatch waiting for a free slot reads the line summary (one GetItem each): the most a free
-# slot waits for its next task, beyond the start itself.
-SLOT_POLL_SECONDS = 0.05
+# How often a dispatch waiting for a free slot reads the line summary (one GetItem each): often when a running
+# task's model time is about to end, seldom otherwise (a slot freed early, by a cancel or a bad input, is
+# then taken within SLOT_IDLE_POLL_SECONDS).
+SLOT_POLL_SECONDS = 0.02
+SLOT_IDLE_POLL_SECONDS = 0.2
+SLOT_SOON_SECONDS = 0.25  # "about to end": from this long before a running task's model time is up
+SLOT_LATE_SECONDS = 1.0  # to this long after it
 
 
 class NoFreeSlot(Exception):
@@ -65,7 +70,16 @@ def _wait_for_a_free_slot(
     sleep: Callable[[float], None],
 ) -> None:
     """Reads one copy of the line summary until a slot is free; raises NoFreeSlot at `give_up_at`."""
-    while tasks.line_summary(task_id).free_slot(settings.model_slots) is None:
-        if clock() >= give_up_at:
+    while (summary := tasks.line_summary(task_id)).free_slot(settings.model_slots) is None:
+        now = clock()
+        if now >= give_up_at:
             raise NoFreeSlot(f"every one of the {settings.model_slots} model slots stayed busy")
-        sleep(SLOT_POLL_SECONDS)
+        sleep(poll_interval(summary, settings.model_seconds, now))
+
+
+def poll_interval(summary: LineSummary, model_seconds: float, now: datetime) -> float:
+    """Short while a running task's model time is about to end or just ended (its finish is being written),
+    long otherwise: before that, and for a run long past its time (crashed, waiting for its retry)."""
+    ends = [(started + timedelta(seconds=model_seconds) - now).total_seconds() for started in summary.running.values()]
+    about_to_end = any(-SLOT_LATE_SECONDS <= end <= SLOT_SOON_SECONDS for end in ends)
+    return SLOT_POLL_SECONDS if about_to_end else SLOT_IDLE_POLL_SECONDS

@@ -1,0 +1,90 @@
+"""Issue 15: with ModelSlots=3, one slot's run dies (SIGKILL of its worker) while the other slots work. Only that
+task is retried, in its own slot, after the processor's crash window; the other slots keep taking the line in
+order meanwhile; nothing is lost and nothing runs twice."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+
+import pytest
+
+from tests import imagefactory
+from tests.integration.polling import status, upload_presigned
+from tests.reliability.support import (
+    FINISHED_LOG,
+    Timeline,
+    eventually,
+    messages_in,
+    non_decreasing,
+    processor_timeout,
+    task_log,
+    video_keys,
+    when,
+)
+
+pytestmark = pytest.mark.integration
+
+SLOTS = 3
+TASKS = 6
+MODEL_SECONDS = "4"
+KILL_AT_PROGRESS = 25
+
+
+def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(make_stack):
+    # Given 3 slots with a 4 s model and 6 tasks in line, the first three running
+    stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ModelSlots": str(SLOTS)})
+    timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
+    ids = [upload_presigned(stack.api_url, imagefactory.png()) for _ in range(TASKS)]
+    timeline = Timeline(stack.api_url, ids, every=0.2, timeout=timeout + 180).start()
+
+    def first_wave_at_work() -> bool:
+        now = [timeline.last().get(task_id) for task_id in ids[:SLOTS]]
+        return all(s and s["state"] == "PROCESSING" and s["progress"] >= KILL_AT_PROGRESS for s in now)
+
+    eventually(first_wave_at_work, timeout=30, every=0.05, what="three tasks in the model")
+    before = {task_id: status(stack.api_url, task_id) for task_id in ids[:SLOTS]}
+    workers = stack.worker_pids("ProcessorFunction")
+    assert len(workers) == SLOTS, "reserved concurrency ModelSlots: one worker per slot"
+
+    # When one of the three busy workers is killed with SIGKILL
+    os.kill(workers[0], signal.SIGKILL)
+    killed = time.monotonic()
+    stack.wait_for_worker("ProcessorFunction", exclude=workers, timeout=15)
+
+    # Then every task ends SUCCESS
+    final = timeline.wait_final(timeout=timeout + 60 + TASKS * model + 30)
+    assert [final[task_id]["state"] for task_id in ids] == ["SUCCESS"] * TASKS, final
+
+    # And exactly one of the first wave was run again (its clock restarted), in the slot it held
+    restarted = [t for t in ids[:SLOTS] if final[t]["started_at"] != before[t]["started_at"]]
+    assert len(restarted) == 1, (before, final)
+    victim = restarted[0]
+    victim_slots = {s.status["slot"] for s in timeline.samples[victim] if s.status["state"] == "PROCESSING"}
+    assert victim_slots == {before[victim]["slot"]}
+
+    # And meanwhile the other two slots took the rest of the line, in order, long before the victim's retry
+    others = [t for t in ids if t != victim]
+    starts = [when(final[t]["started_at"]) for t in ids[SLOTS:]]
+    assert starts == sorted(starts)
+    assert all(start < when(final[victim]["started_at"]) for start in starts), (starts, final[victim])
+    retry_after = next(s.at for s in timeline.samples[victim] if s.status["started_at"] != before[victim]["started_at"])
+    assert retry_after - killed < timeout + 30, "the retry came back within the processor's crash window"
+
+    # And never more than 3 were in the model, and no slot ran two at once
+    runs = sorted((when(final[t]["started_at"]), when(final[t]["finished_at"])) for t in ids)
+    assert max(sum(1 for s, f in runs if s <= moment < f) for moment, _ in runs) <= SLOTS
+    for round_of_reads in itertools.zip_longest(*timeline.samples.values()):
+        assert [s.status["state"] for s in round_of_reads if s].count("PROCESSING") <= SLOTS
+
+    # And nothing was lost or run twice: one video and one finished run each, the queues empty
+    assert sorted(video_keys(stack)) == sorted(f"videos/{task_id}.mp4" for task_id in ids)
+    for task_id in ids:
+        assert [r["state"] for r in task_log(stack, task_id, FINISHED_LOG)] == ["SUCCESS"], task_id
+        assert non_decreasing(timeline.progress(task_id)), timeline.progress(task_id)
+    for queue in ("JobsQueue", "SlotsQueue", "JobsDeadLetterQueue"):
+        assert messages_in(stack, queue) == 0, queue
+    print(f"\nslot crash: victim slot {before[victim]['slot']}, retried {retry_after - killed:.1f} s after the kill;")
+    print(f"others finished by {max(when(final[t]['finished_at']) for t in others)}")
