@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from leyline.logic.processing import run_model
 from leyline.logic.slots import SLOT_IDLE_POLL_SECONDS, SLOT_POLL_SECONDS, NoFreeSlot, dispatch, poll_interval
 from leyline.logic.tasks import get_status
 from leyline.models import LineSummary, TaskState, UploadJob, upload_key
+from tests import imagefactory
 from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeQueues, FakeTaskStore, seed_task
 
 MODEL = float(SETTINGS.model_seconds)
@@ -235,3 +237,37 @@ def test_the_dispatcher_polls_often_only_around_the_end_of_a_model_time(ran_for,
     summary = LineSummary(cursor=1, running={1: now - timedelta(seconds=ran_for)}, slots={1: 1})
     # Then the wait before the next read of the summary is
     assert poll_interval(summary, MODEL, now) == expected
+
+
+@pytest.mark.integration  # the model decodes the upload in a forked child
+def test_a_run_counts_its_model_time_from_when_its_task_took_the_slot_and_a_retry_restarts_it():
+    # Given a 1 s model, and a task the dispatcher started in slot 1 half a second ago (the hand-over to its slot)
+    line = Slots(2)
+    line.settings = replace(line.settings, model_seconds=1)
+    first, second = line.queue(2)
+    for task_id in (first, second):
+        line.media.put(upload_key(task_id), imagefactory.png(), "image/png")
+    clock = RealClock()
+    assert line.tasks.take_slot(first, clock() - timedelta(seconds=0.5), slots=2) == 1
+    started_at = line.tasks.get(first).started_at
+    # When its slot runs it
+    outcome = run_model(line.tasks, line.media, line.settings, _job(first), clock)
+    # Then it keeps the start it took the slot at: what its ETA counted from
+    task = line.tasks.get(first)
+    assert (outcome.state, task.started_at) == ("SUCCESS", started_at)
+    # And a retry after a crash starts the clock again
+    assert line.tasks.take_slot(second, clock() - timedelta(seconds=0.5), slots=2) == 1
+    retry_began = clock()
+    assert run_model(line.tasks, line.media, line.settings, _job(second), clock, retry=True).state == "SUCCESS"
+    restarted = line.tasks.get(second).started_at
+    assert restarted is not None
+    assert restarted >= retry_began.replace(microsecond=retry_began.microsecond // 1000 * 1000)
+
+
+def _job(task_id: str) -> UploadJob:
+    return UploadJob(task_id=task_id, bucket="media", key=upload_key(task_id), size=1)
+
+
+class RealClock:
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
