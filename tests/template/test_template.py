@@ -92,7 +92,7 @@ def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(tra
     assert functions["ProcessorFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Ref": "ModelSlots"}
     index, choices = slots["ScalingConfig"]["MaximumConcurrency"]["Fn::Select"]
     assert index == {"Ref": "ModelSlots"}
-    assert [choices[n] for n in range(1, 21)] == [max(2, n) for n in range(1, 21)]
+    assert [int(choices[n]) for n in range(1, 21)] == [max(2, n) for n in range(1, 21)]
 
 
 def test_model_slots_is_a_parameter_of_1_to_20_slots_defaulting_to_1_given_to_every_function(template):
