@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import requests
+
 from bench.client import StatusClient, epoch, photo_jpeg, upload, wait_final
 from bench.stack import bench_stack
 from bench.stats import ms, summary
@@ -28,8 +30,7 @@ def _one(slots: int, tasks_per_slot: int) -> dict[str, Any]:
     tasks = slots * tasks_per_slot
     with bench_stack(MODEL_SECONDS, f"slots-{slots}", env={"LEYLINE_MODEL_SLOTS": str(slots)}) as stack:
         poller = StatusClient(stack.api_url)
-        warm, _ = upload(stack.api_url, photo_jpeg())  # every function warm (one worker of each slot may stay cold)
-        wait_final(poller, warm)
+        _warm_up(stack.api_url, poller)
         joined: list[tuple[str, float, int]] = []  # task, when its first in-line status was read, the ETA it showed
         for _ in range(tasks):
             task_id, _ = upload(stack.api_url, photo_jpeg())
@@ -58,6 +59,21 @@ def _one(slots: int, tasks_per_slot: int) -> dict[str, Any]:
         "eta_error_pct": summary([abs(error) * 100 for error in errors], 2),
         "eta_error_signed_pct": [round(error * 100, 2) for error in errors],
     }
+
+
+def _warm_up(api_url: str, poller: StatusClient) -> None:
+    """One task through every function first (one worker per slot may stay cold). A cold init that overruns
+    Lambda's 10 s on a loaded machine answers 500 once; the pool replaces the worker, so try again."""
+    for attempt in range(3):
+        try:
+            task_id, _ = upload(api_url, photo_jpeg())
+        except requests.HTTPError:
+            if attempt == 2:
+                raise
+            time.sleep(1)
+            continue
+        wait_final(poller, task_id)
+        return
 
 
 def _first_eta(poller: StatusClient, task_id: str) -> tuple[float, int]:

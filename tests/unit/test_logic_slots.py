@@ -166,6 +166,21 @@ def test_a_free_slot_takes_the_next_task_at_once_when_a_run_is_cancelled():
     assert (status.state, status.slot, status.queue_position) == (TaskState.PROCESSING, 2, 0)
 
 
+def test_a_bad_input_frees_its_slot_for_the_next_task_at_the_next_poll():
+    # Given 2 slots running, the first with an image the model refuses, and a third task waiting
+    line = Slots(2)
+    bad, good, third = line.queue(3)
+    line.runs[bad] = (0.4, TaskState.FAILURE)  # fails fast: the decode refuses it within moments
+    assert (line.dispatch(bad), line.dispatch(good)) == (1, 2)
+    # When the dispatcher waits for a slot for the third
+    at = line.clock()
+    assert line.dispatch(third) == 1
+    # Then it took the bad one's slot within one slow poll of the failure, long before the other run ends
+    assert line.tasks.get(bad).state is TaskState.FAILURE
+    assert (line.clock() - at).total_seconds() <= 0.4 + SLOT_IDLE_POLL_SECONDS
+    assert line.tasks.get(good).state is TaskState.PROCESSING
+
+
 def test_a_task_cancelled_in_line_takes_no_slot_and_a_started_one_is_handed_to_its_slot_again():
     # Given 2 slots, a task cancelled while it waited, and one already started in slot 1 (a dispatch retried
     # after a crash between the start and the hand-over)
