@@ -29,12 +29,12 @@ pytestmark = pytest.mark.integration
 
 SLOTS = 3
 TASKS = 6
-MODEL_SECONDS = "4"
-KILL_AT_PROGRESS = 25
+MODEL_SECONDS = "8"  # long enough that the three first runs overlap, however slowly the uploads arrive
+KILL_AT_PROGRESS = 5  # each run under way in its worker (the start is written before the hand-over)
 
 
 def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(make_stack):
-    # Given 3 slots with a 4 s model and 6 tasks in line, the first three running
+    # Given 3 slots with an 8 s model and 6 tasks in line, the first three running
     stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ModelSlots": str(SLOTS)})
     timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
     ids = [upload_presigned(stack.api_url, imagefactory.png()) for _ in range(TASKS)]
