@@ -12,14 +12,16 @@ import time
 import pytest
 
 from tests import imagefactory
-from tests.integration.polling import status, upload_presigned
+from tests.integration.polling import status
 from tests.reliability.support import (
     FINISHED_LOG,
     Timeline,
+    create_ticket,
     eventually,
     messages_in,
     non_decreasing,
     processor_timeout,
+    send_file,
     task_log,
     video_keys,
     when,
@@ -37,15 +39,20 @@ def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(
     # Given 3 slots with an 8 s model and 6 tasks in line, the first three running
     stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ModelSlots": str(SLOTS)})
     timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
-    ids = [upload_presigned(stack.api_url, imagefactory.png()) for _ in range(TASKS)]
+    # (the tickets first, then the files back to back: the burst lands within the first run's model time)
+    tickets = [create_ticket(stack.api_url) for _ in range(TASKS)]
+    for ticket in tickets:
+        send_file(ticket, imagefactory.png())
+    ids = [ticket["task_id"] for ticket in tickets]
     timeline = Timeline(stack.api_url, ids, every=0.2, timeout=timeout + 180).start()
 
-    def first_wave_at_work() -> bool:
-        now = [timeline.last().get(task_id) for task_id in ids[:SLOTS]]
-        return all(s and s["state"] == "PROCESSING" and s["progress"] >= KILL_AT_PROGRESS for s in now)
+    def three_at_work() -> bool:
+        """Three runs under way (so all three workers are busy), none about to finish."""
+        now = timeline.last().values()
+        return sum(1 for s in now if s["state"] == "PROCESSING" and KILL_AT_PROGRESS <= s["progress"] <= 60) == SLOTS
 
-    eventually(first_wave_at_work, timeout=30, every=0.05, what="three tasks in the model")
-    before = {task_id: status(stack.api_url, task_id) for task_id in ids[:SLOTS]}
+    eventually(three_at_work, timeout=30, every=0.05, what="three tasks in the model")
+    before = {task_id: status(stack.api_url, task_id) for task_id in ids}
     workers = stack.worker_pids("ProcessorFunction")
     assert len(workers) == SLOTS, "reserved concurrency ModelSlots: one worker per slot"
 
@@ -59,20 +66,24 @@ def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(
     final = timeline.wait_final(timeout=timeout + 60 + TASKS * model + 30)
     assert [final[task_id]["state"] for task_id in ids] == ["SUCCESS"] * TASKS, final
 
-    # And exactly one of the first wave was run again (its clock restarted), in the slot it held
-    restarted = [t for t in ids[:SLOTS] if final[t]["started_at"] != before[t]["started_at"]]
+    # And exactly one of the three running was run again (its clock restarted), in the slot it held
+    running = [t for t in ids if before[t]["state"] == "PROCESSING"]
+    restarted = [t for t in running if final[t]["started_at"] != before[t]["started_at"]]
     assert len(restarted) == 1, (before, final)
     victim = restarted[0]
     victim_slots = {s.status["slot"] for s in timeline.samples[victim] if s.status["state"] == "PROCESSING"}
     assert victim_slots == {before[victim]["slot"]}
 
     # And meanwhile the other two slots took the rest of the line, in order, long before the victim's retry
-    others = [t for t in ids if t != victim]
-    starts = [when(final[t]["started_at"]) for t in ids[SLOTS:]]
+    waiting = [t for t in ids if before[t]["state"] == "QUEUED"]
+    assert waiting, before
+    starts = [when(final[t]["started_at"]) for t in waiting]
     assert starts == sorted(starts)
     assert all(start < when(final[victim]["started_at"]) for start in starts), (starts, final[victim])
-    retry_after = next(s.at for s in timeline.samples[victim] if s.status["started_at"] != before[victim]["started_at"])
+    retried = final[victim]["started_at"]
+    retry_after = next(s.at for s in timeline.samples[victim] if s.at > killed and s.status["started_at"] == retried)
     assert retry_after - killed < timeout + 30, "the retry came back within the processor's crash window"
+    others = [t for t in ids if t != victim]
 
     # And never more than 3 were in the model, and no slot ran two at once
     runs = sorted((when(final[t]["started_at"]), when(final[t]["finished_at"])) for t in ids)
