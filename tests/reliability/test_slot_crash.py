@@ -30,13 +30,13 @@ from tests.reliability.support import (
 pytestmark = pytest.mark.integration
 
 SLOTS = 3
-TASKS = 6
+TASKS = 9
 MODEL_SECONDS = "8"  # long enough that the three first runs overlap, however slowly the uploads arrive
 KILL_AT_PROGRESS = 5  # each run under way in its worker (the start is written before the hand-over)
 
 
 def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(make_stack):
-    # Given 3 slots with an 8 s model and 6 tasks in line, the first three running
+    # Given 3 slots with an 8 s model and 9 tasks in line, three running and some waiting
     stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ModelSlots": str(SLOTS)})
     timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
     # (the tickets first, then the files back to back: the burst lands within the first run's model time)
@@ -47,9 +47,10 @@ def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(
     timeline = Timeline(stack.api_url, ids, every=0.2, timeout=timeout + 180).start()
 
     def three_at_work() -> bool:
-        """Three runs under way (so all three workers are busy), none about to finish."""
+        """Three runs under way (so all three workers are busy), none about to finish, and tasks still waiting."""
         now = timeline.last().values()
-        return sum(1 for s in now if s["state"] == "PROCESSING" and KILL_AT_PROGRESS <= s["progress"] <= 60) == SLOTS
+        busy = sum(1 for s in now if s["state"] == "PROCESSING" and KILL_AT_PROGRESS <= s["progress"] <= 60)
+        return busy == SLOTS and any(s["state"] == "QUEUED" for s in now)
 
     eventually(three_at_work, timeout=30, every=0.05, what="three tasks in the model")
     before = {task_id: status(stack.api_url, task_id) for task_id in ids}
