@@ -63,6 +63,12 @@ def webhooks(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     return webhook_latency(samples=10 if quick else 30)
 
 
+def slots(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
+    from bench.slots import slots_throughput
+
+    return slots_throughput(slot_counts=(1, 2, 4), tasks_per_slot=3 if quick else 4)
+
+
 def cost(quick: bool, data: dict[str, Any]) -> dict[str, Any]:
     """Uses this run's (or the JSON's) processor time beyond the model and video size, when there are any."""
     from bench.cost import cost

@@ -69,7 +69,7 @@ class LocalRuntime:
                 spec,
                 worker_environment(stack, spec, function_endpoints or endpoints),
                 console,
-                capacity=DEFAULT_CONCURRENCY if spec.reserved_concurrency is None else spec.reserved_concurrency,
+                capacity=capacity_of(spec),
             )
             for logical_id, spec in stack.functions.items()
         }
@@ -116,3 +116,9 @@ class LocalRuntime:
             pool.stop()
         for poller in self.pollers:
             poller.join(_JOIN_SECONDS)
+
+
+def capacity_of(spec: FunctionSpec) -> int:
+    """How many invocations of a function may run at once: its reserved concurrency (ProcessorFunction's is
+    ModelSlots), else a small default pool."""
+    return DEFAULT_CONCURRENCY if spec.reserved_concurrency is None else spec.reserved_concurrency

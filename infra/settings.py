@@ -24,7 +24,7 @@ FAKE_CREDENTIALS = {
     "AWS_REGION": REGION,
 }
 # Friendly aliases for template parameters.
-PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds"}
+PARAMETER_ALIASES = {"LEYLINE_MODEL_SECONDS": "ModelSeconds", "LEYLINE_MODEL_SLOTS": "ModelSlots"}
 CORS_PARAMETER = "CorsAllowedOrigins"
 # Where links to the page (task emails) point: locally, the page the local stack serves.
 PAGE_URL_PARAMETER = "PageUrl"

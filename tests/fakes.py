@@ -18,7 +18,7 @@ from typing import Any
 from leyline.config import Settings
 from leyline.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
 from leyline.logic.emails import EmailMessage
-from leyline.logic.ports import Clock, JobLine, MediaStorage, MessageVisibility, SubmitRecords, TaskStore
+from leyline.logic.ports import Clock, JobLine, MediaStorage, MessageVisibility, SlotLines, SubmitRecords, TaskStore
 from leyline.models import (
     ClientBacklog,
     LineSummary,
@@ -98,10 +98,28 @@ class FakeTaskStore:
             record = self._movable(task_id, TaskState.PROCESSING)
             if record is None:
                 return False
-            task = record.task
-            self._move_line(task, TaskState.PROCESSING, now)
-            task.state, task.started_at = TaskState.PROCESSING, _ms(now)
+            self._start(record.task, now, slot=None)
             return True
+
+    def take_slot(self, task_id: str, now: datetime, *, slots: int) -> int | None:
+        with self._lock:
+            record = self._movable(task_id, TaskState.PROCESSING, only=TaskState.QUEUED)
+            if record is None:
+                return None
+            slot = self._line.free_slot(slots) if record.task.queued_seq is not None else 1
+            if slot is None:
+                return None
+            self._start(record.task, now, slot=slot)
+            return record.task.slot
+
+    def _start(self, task: Task, now: datetime, *, slot: int | None) -> None:
+        """Into the model: the summary's running tasks and slots, as the adapter's transaction."""
+        if task.queued_seq is not None:
+            started = self._line.after_move(task.state, TaskState.PROCESSING, task.queued_seq, _ms(now), slot=slot)
+            assert started is not None  # a move into the model always changes the line
+            self._line = started
+            task.slot = self._line.slots[task.queued_seq]
+        task.state, task.started_at = TaskState.PROCESSING, _ms(now)
 
     def set_progress(self, task_id: str, progress: int) -> bool:
         with self._lock:
@@ -218,10 +236,15 @@ class FakeQueues:
 
     sent: list[tuple[str, str, str]] = field(default_factory=list)  # (queue_url, body, task_id)
     hidden: list[tuple[str, str, int]] = field(default_factory=list)  # (queue_arn, receipt_handle, seconds)
+    slotted: list[tuple[str, str, int]] = field(default_factory=list)  # (queue_url, task_id, slot)
 
     def send_job(self, queue_url: str, body: str, task_id: str) -> None:
         if task_id not in {sent_id for _, _, sent_id in self.sent}:  # deduplicated by task id, as the FIFO queue
             self.sent.append((queue_url, body, task_id))
+
+    def send_to_slot(self, queue_url: str, body: str, task_id: str, slot: int) -> None:
+        if task_id not in {sent_id for _, sent_id, _ in self.slotted}:  # deduplicated by task id, as the FIFO queue
+            self.slotted.append((queue_url, task_id, slot))
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
         self.hidden.append((queue_arn, receipt_handle, seconds))
@@ -232,6 +255,7 @@ _store: TaskStore = FakeTaskStore()
 _media: MediaStorage = FakeMediaStorage()
 _line: JobLine = FakeQueues()
 _visibility: MessageVisibility = FakeQueues()
+_slots: SlotLines = FakeQueues()
 _clock: Clock = FakeClock()
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 OPEN = "open"
 ACCOUNTS = "accounts"
 ACCESS_MODES = (OPEN, ACCOUNTS)
+# template.yaml's ModelSlots allows 1 to 20.
+MAX_MODEL_SLOTS = 20
 
 
 class ConfigError(RuntimeError):
@@ -43,6 +45,8 @@ class Settings:
     # Webhooks: ApiFunction checks targets at submit, WebhookFunction again at delivery; StatusFunction reads the log.
     webhook_allow_private_targets: bool = False
     deliveries_table: str | None = None
+    slots_queue_url: str | None = None  # DispatchFunction's own
+    model_slots: int = 1  # ModelSlots: models running side by side, each one image at a time
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -63,11 +67,15 @@ class Settings:
             user_pool_client_id=env.get("USER_POOL_CLIENT_ID") or None,
             webhook_allow_private_targets=env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false").strip().lower() == "true",
             deliveries_table=env.get("DELIVERIES_TABLE") or None,
+            slots_queue_url=env.get("SLOTS_QUEUE_URL") or None,
+            model_slots=_whole(env, "MODEL_SLOTS") if "MODEL_SLOTS" in env else 1,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")
         if settings.access_mode not in ACCESS_MODES:
             raise ConfigError(f"ACCESS_MODE must be one of {ACCESS_MODES}, got {settings.access_mode!r}")
+        if not 1 <= settings.model_slots <= MAX_MODEL_SLOTS:
+            raise ConfigError(f"MODEL_SLOTS must be 1 to {MAX_MODEL_SLOTS}, got {settings.model_slots}")
         return settings
 
 

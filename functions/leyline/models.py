@@ -4,9 +4,10 @@ Its states, and the moves between them, are leyline.states (standard library onl
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +98,7 @@ class Task:
     owner: str | None = None  # the user who created it (accounts mode: the token's `sub`); None: anonymous
     webhook: Webhook | None = None  # where its events are delivered, if it asked
     notify_email: bool = False  # its owner asked for an email when it ends (accounts mode only)
+    slot: int | None = None  # the model slot (1..ModelSlots) it took when it left the line
 
 
 @dataclass(frozen=True)
@@ -127,34 +129,57 @@ class LineSummary:
 
     Places are consecutive (the intake gives 1, 2, 3... in the model's order). `cursor` is the highest place
     the model has taken; `running` the tasks inside the model (place -> started_at; at most one per model
-    slot); `removed` the places after the cursor that left the line without running (cancelled, failed),
-    dropped once the cursor passes them. So for a waiting task at place p, the tasks that start before it
-    are the running ones plus the places between the cursor and p that did not leave: no scan of the line."""
+    slot) and `slots` which slot each of them holds (place -> slot, 1..N); `removed` the places after the
+    cursor that left the line without running (cancelled, failed), dropped once the cursor passes them. So
+    for a waiting task at place p, the tasks that start before it are the running ones plus the places
+    between the cursor and p that did not leave: no scan of the line."""
 
     cursor: int = 0
     running: Mapping[int, datetime] = field(default_factory=dict)
     removed: tuple[int, ...] = ()
+    slots: Mapping[int, int] = field(default_factory=dict)
 
     def waiting_ahead(self, place: int) -> int:
         """Tasks still waiting that the model takes before `place`."""
         left = sum(1 for r in self.removed if self.cursor < r < place)
         return max(0, place - self.cursor - 1 - left)
 
-    def after_move(self, source: TaskState, target: TaskState, place: int, now: datetime) -> LineSummary | None:
-        """The summary once the task at `place` moves from `source` to `target`; None when the move does not
-        change the line (PENDING moves, progress)."""
+    def free_slot(self, slots: int) -> int | None:
+        """The lowest of the slots 1..`slots` no running task holds; None when every one is taken."""
+        lowest = _lowest_free(self.slots.values())
+        return lowest if len(self.running) < slots and lowest <= slots else None
+
+    def after_move(
+        self, source: TaskState, target: TaskState, place: int, now: datetime, *, slot: int | None = None
+    ) -> LineSummary | None:
+        """The summary once the task at `place` moves from `source` to `target` (into `slot` when it starts);
+        None when the move does not change the line (PENDING moves, progress)."""
         if target is TaskState.PROCESSING and source in (TaskState.QUEUED, TaskState.PROCESSING):
-            return self._started(place, now)  # from PROCESSING: a retry after a crash, its clock restarts
+            return self._started(place, now, slot)  # from PROCESSING: a retry after a crash, its clock restarts
         if source is TaskState.PROCESSING and target.is_final:
-            return LineSummary(self.cursor, {p: t for p, t in self.running.items() if p != place}, self.removed)
+            running = {p: t for p, t in self.running.items() if p != place}
+            slots = {p: s for p, s in self.slots.items() if p != place}
+            return LineSummary(self.cursor, running, self.removed, slots)
         if source is TaskState.QUEUED and target.is_final:
             removed = self.removed if place <= self.cursor else tuple(sorted({*self.removed, place}))
-            return LineSummary(self.cursor, self.running, removed)
+            return LineSummary(self.cursor, self.running, removed, self.slots)
         return None
 
-    def _started(self, place: int, now: datetime) -> LineSummary:
+    def _started(self, place: int, now: datetime, slot: int | None) -> LineSummary:
+        """A retry keeps the slot it held; a start without a slot given takes the lowest free one."""
         cursor = max(self.cursor, place)
-        return LineSummary(cursor, {**self.running, place: now}, tuple(r for r in self.removed if r > cursor))
+        held = slot or self.slots.get(place) or _lowest_free(self.slots.values())
+        return LineSummary(
+            cursor,
+            {**self.running, place: now},
+            tuple(r for r in self.removed if r > cursor),
+            {**self.slots, place: held},
+        )
+
+
+def _lowest_free(taken: Iterable[int]) -> int:
+    held = set(taken)
+    return next(slot for slot in itertools.count(1) if slot not in held)
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,7 @@ class TaskStatus:
     started_at: datetime | None
     finished_at: datetime | None
     expires_at: datetime  # when retention deletes the task, its upload and its video
+    slot: int | None = None  # which model slot runs it, while PROCESSING
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,6 +227,7 @@ class TaskStatus:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "expires_at": iso(self.expires_at),
+            "slot": self.slot,
         }
 
 

@@ -140,6 +140,7 @@ def test_pending_status_has_every_documented_field(invoke):
         "started_at": None,
         "finished_at": None,
         "expires_at": answer["expires_at"],
+        "slot": None,
     }
     assert answer["created_at"].endswith("Z")
     assert answer["expires_at"] > answer["created_at"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
+from infra.event_sources import pollers_for
+from infra.functions import Console, FunctionPool
 from infra.gateway import routes_of
 from infra.provision import provisioning_order
+from infra.runtime import capacity_of
 from infra.settings import Settings
 from infra.template import SqsSource, TemplateError, load_stack, parse_parameter_overrides
 
@@ -62,9 +66,30 @@ def test_globals_are_merged_and_the_function_keeps_its_own_values(product):
 
 
 def test_sqs_event_sources_as_declared(product):
-    assert product.functions["ProcessorFunction"].sqs_sources == (
+    assert product.functions["DispatchFunction"].sqs_sources == (
         SqsSource("JobsQueue", batch_size=1, report_batch_item_failures=True),
     )
+    assert product.functions["ProcessorFunction"].sqs_sources == (
+        SqsSource("SlotsQueue", batch_size=1, report_batch_item_failures=True, maximum_concurrency=2),
+    )
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3, 20])
+def test_the_local_runtime_runs_one_model_worker_and_one_poller_per_slot_as_lambda_would(slots):
+    # Given the template with ModelSlots = slots
+    stack = load_stack(TEMPLATE, parameter_overrides={"ModelSlots": str(slots)})
+    processor, dispatcher = stack.functions["ProcessorFunction"], stack.functions["DispatchFunction"]
+    # Then the processor's reserved concurrency and its mapping's maximum follow it (Lambda's floor of 2)
+    assert processor.reserved_concurrency == slots
+    (source,) = processor.sqs_sources
+    assert source.maximum_concurrency == max(2, slots)
+    # And the local runtime gives it a pool of `slots` workers polled by `slots` pollers; the line one of each
+    pool = FunctionPool(processor, {}, Console(io.StringIO()), capacity=capacity_of(processor))
+    assert (pool.capacity, pollers_for(source, pool)) == (slots, slots)
+    line = FunctionPool(dispatcher, {}, Console(io.StringIO()), capacity=capacity_of(dispatcher))
+    assert (line.capacity, pollers_for(dispatcher.sqs_sources[0], line)) == (1, 1)
+    # And every function is told how many slots there are (the ETAs count them)
+    assert {spec.environment["MODEL_SLOTS"] for spec in stack.functions.values()} == {str(slots)}
 
 
 def test_physical_names_are_deterministic_and_valid(product):

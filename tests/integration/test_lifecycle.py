@@ -18,7 +18,7 @@ from infra.testing import LocalStack
 from leyline.models import parse_iso
 from tests import imagefactory
 from tests.integration.polling import status, upload_presigned
-from tests.reliability.support import FINISHED_LOG, eventually, task_log, video_keys
+from tests.reliability.support import FINISHED_LOG, NO_SLOT_LOG, eventually, task_log, video_keys
 from tests.stack import local_stack
 
 pytestmark = pytest.mark.integration
@@ -91,14 +91,17 @@ def test_cancelling_the_middle_of_three_queued_tasks(stack):
     done_c = wait_for(stack, c, FINAL, timeout=60)
     done_a = state_of(stack, a)
 
-    # Then A and C succeed, B was never run (never started, no video, the processor skipped its job), and C
+    # Then A and C succeed, B was never run (never started, no video, the dispatcher gave it no slot), and C
     # finished one model run after A, not two: the time B would have taken was saved
     assert (done_a["state"], done_c["state"]) == ("SUCCESS", "SUCCESS")
     final_b = state_of(stack, b)
     assert (final_b["state"], final_b["started_at"], final_b["progress"]) == ("CANCELLED", None, 0)
     assert objects_of(stack, b) == [f"uploads/{b}"]
-    skipped = eventually(lambda: task_log(stack, b, FINISHED_LOG), timeout=10, what="B's job reaching the model")
-    assert [record["ran"] for record in skipped] == [False]
+    skipped = eventually(
+        lambda: task_log(stack, b, NO_SLOT_LOG, source="DispatchFunction"), timeout=10, what="B's job dispatched"
+    )
+    assert len(skipped) == 1
+    assert task_log(stack, b, FINISHED_LOG) == []
     gap = parse_iso(done_c["finished_at"]) - parse_iso(done_a["finished_at"])
     assert gap < timedelta(seconds=2 * MODEL_SECONDS)
 

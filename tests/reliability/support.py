@@ -24,6 +24,7 @@ T = TypeVar("T")
 BOTOCORE_ATTEMPTS = {"s3": 3, "dynamodb": 4, "sqs": 3}
 RETRY_LOG = "task failed; the queue will retry it"
 FINISHED_LOG = "task finished"
+NO_SLOT_LOG = "task no longer waits; no slot taken"  # DispatchFunction, for a task that ended while in line
 DEAD_LETTER_LOG = "task failed after exhausting its retries"
 _JSON_LINE = re.compile(r"^\[(?P<source>[A-Za-z]+)\] (?P<json>\{.*\})$")
 

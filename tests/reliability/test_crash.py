@@ -98,6 +98,7 @@ def test_a_killed_processor_retries_the_task_once_and_the_line_resumes(make_stac
     assert {s["state"] for s in after_kill} <= {"PROCESSING", "SUCCESS"}
     # And nothing is left in the queues
     assert messages_in(stack, "JobsQueue") == 0
+    assert messages_in(stack, "SlotsQueue") == 0
     assert messages_in(stack, "JobsDeadLetterQueue") == 0
 
     print(f"\ncrash: killed at {progress_at_kill}%; A SUCCESS {a_done:.1f} s later; B started {b_start:.1f} s later")

@@ -46,6 +46,7 @@ def test_a_bad_image_fails_within_moments_and_the_next_task_starts_right_after(m
     assert task_log(stack, bad, RETRY_LOG) == []
     assert task_log(stack, bad, DEAD_LETTER_LOG) == []
     assert messages_in(stack, "JobsQueue") == 0
+    assert messages_in(stack, "SlotsQueue") == 0
     assert messages_in(stack, "JobsDeadLetterQueue") == 0
     print(f"\nfailure fast: bad image decided in {decided_in:.2f} s; next task started {waited:.2f} s later")
 

@@ -170,6 +170,7 @@ def test_every_upload_of_the_burst_runs_exactly_once_to_success(burst):
         assert earlier[1] <= later[0], f"{earlier[2]} and {later[2]} overlap"
     # And no job is left behind in the jobs queue or the dead-letter queue
     assert messages_in(burst.stack, "JobsQueue") == 0
+    assert messages_in(burst.stack, "SlotsQueue") == 0
     assert messages_in(burst.stack, "JobsDeadLetterQueue") == 0
 
 

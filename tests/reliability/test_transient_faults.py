@@ -90,7 +90,7 @@ def test_a_persistent_error_ends_in_processing_failed_via_the_dead_letter_queue_
     doomed, behind = create_ticket(fault_stack.api_url), create_ticket(fault_stack.api_url)
     doomed_id, behind_id = doomed["task_id"], behind["task_id"]
     fault_stack.inject_fault("s3", "GetObject", count=None, match=f"uploads/{doomed_id}")
-    max_receives = int(fault_stack.stack.properties("JobsQueue")["RedrivePolicy"]["maxReceiveCount"])
+    max_receives = int(fault_stack.stack.properties("SlotsQueue")["RedrivePolicy"]["maxReceiveCount"])
 
     # When both are uploaded, one right behind the other
     send_file(doomed, imagefactory.png())
@@ -122,7 +122,7 @@ def test_a_persistent_error_ends_in_processing_failed_via_the_dead_letter_queue_
     assert [r["state"] for r in task_log(fault_stack, behind_id, FINISHED_LOG)] == ["SUCCESS"]
     # And nothing is left in the jobs queue or the dead-letter queue (the dead-letter function consumed it)
     eventually(
-        lambda: messages_in(fault_stack, "JobsQueue") == 0 and messages_in(fault_stack, "JobsDeadLetterQueue") == 0,
+        lambda: all(messages_in(fault_stack, q) == 0 for q in ("JobsQueue", "SlotsQueue", "JobsDeadLetterQueue")),
         timeout=15,
         what="jobs queue and dead-letter queue empty",
     )

@@ -174,7 +174,10 @@ def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admi
     code, queued = status_of(invoke, task_id)
     assert (code, queued["state"], queued["queue_position"]) == (200, "QUEUED", 0)
     job = receive_as_lambda_event(admin, template.queue_url("JobsQueue"), "sqs-jobs-record.json")
-    assert invoke("ProcessorFunction", job) == {"batchItemFailures": []}
+    assert invoke("DispatchFunction", job) == {"batchItemFailures": []}
+    assert status_of(invoke, task_id)[1]["slot"] == 1
+    run = receive_as_lambda_event(admin, template.queue_url("SlotsQueue"), "sqs-jobs-record.json")
+    assert invoke("ProcessorFunction", run) == {"batchItemFailures": []}
 
     # Then the task succeeded, and its video link is signed with StatusFunction's key, which may read the video
     # (moto cannot authorise a presigned request itself, so the read is made as an API call with that key)

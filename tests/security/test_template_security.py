@@ -14,13 +14,21 @@ FUNCTIONS = (
     "ApiFunction",
     "StatusFunction",
     "IntakeFunction",
+    "DispatchFunction",
     "ProcessorFunction",
     "DeadLetterFunction",
     "TaskEventsFunction",
     "WebhookFunction",
     "EmailFunction",
 )
-SQS_TRIGGERED = {"IntakeFunction", "ProcessorFunction", "DeadLetterFunction", "WebhookFunction", "EmailFunction"}
+SQS_TRIGGERED = {
+    "IntakeFunction",
+    "DispatchFunction",
+    "ProcessorFunction",
+    "DeadLetterFunction",
+    "WebhookFunction",
+    "EmailFunction",
+}
 MANAGED = "arn:aws:iam::aws:policy/"
 
 # The only AWS managed policies a function role may carry; SAM attaches them, none is ours to scope.
@@ -82,6 +90,13 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("s3:ListBucket", "MediaBucket"),
         ("s3:PutObject", "MediaBucket/videos/*"),
         ("s3:DeleteObject", "MediaBucket/videos/*"),
+        ("sqs:GetQueueUrl", "SlotsQueue"),
+        ("sqs:ChangeMessageVisibility", "SlotsQueue"),
+    },
+    "DispatchFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("sqs:SendMessage", "SlotsQueue"),
         ("sqs:GetQueueUrl", "JobsQueue"),
         ("sqs:ChangeMessageVisibility", "JobsQueue"),
     },

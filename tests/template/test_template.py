@@ -56,6 +56,7 @@ def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(tra
         "ApiFunction",
         "StatusFunction",
         "IntakeFunction",
+        "DispatchFunction",
         "ProcessorFunction",
         "DeadLetterFunction",
         "TaskEventsFunction",
@@ -70,26 +71,46 @@ def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(tra
         routes = {f"{method.upper()} {path}" for path, ops in api["paths"].items() for method in ops}
     assert {"POST /uploads", "POST /upload", "GET /status/{task_id}", "GET /video/{task_id}"} <= routes
 
-    mapping = next(
-        res["Properties"]
+    mappings = {
+        res["Properties"]["FunctionName"]["Ref"]: res["Properties"]
         for res in resources_of_type(transformed, "AWS::Lambda::EventSourceMapping").values()
-        if res["Properties"]["FunctionName"] == {"Ref": "ProcessorFunction"}
-    )
-    assert mapping["BatchSize"] == 1
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
-    assert functions["ProcessorFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    }
+    # The line (one message group) goes to the dispatcher, one job at a time
+    line = mappings["DispatchFunction"]
+    assert (line["BatchSize"], line["FunctionResponseTypes"]) == (1, ["ReportBatchItemFailures"])
+    assert line["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert functions["DispatchFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    # The slots' queue goes to the model: reserved concurrency ModelSlots, the mapping's maximum max(2, ModelSlots)
+    slots = mappings["ProcessorFunction"]
+    assert (slots["BatchSize"], slots["FunctionResponseTypes"]) == (1, ["ReportBatchItemFailures"])
+    assert slots["EventSourceArn"] == {"Fn::GetAtt": ["SlotsQueue", "Arn"]}
+    assert functions["ProcessorFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Ref": "ModelSlots"}
+    index, choices = slots["ScalingConfig"]["MaximumConcurrency"]["Fn::Select"]
+    assert index == {"Ref": "ModelSlots"}
+    assert [int(choices[n]) for n in range(1, 21)] == [max(2, n) for n in range(1, 21)]
 
 
-def test_jobs_queue_is_fifo_with_dedup_dlq_and_a_visibility_of_six_processor_timeouts(template):
-    queue = template["Resources"]["JobsQueue"]["Properties"]
-    processor = template["Resources"]["ProcessorFunction"]["Properties"]
-    assert queue["FifoQueue"] is True
-    assert queue["ContentBasedDeduplication"] is True
-    assert queue["VisibilityTimeout"] >= 6 * processor["Timeout"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
-    assert template["Resources"]["JobsDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+def test_model_slots_is_a_parameter_of_1_to_20_slots_defaulting_to_1_given_to_every_function(template):
+    slots = template["Parameters"]["ModelSlots"]
+    assert (slots["Type"], slots["Default"], slots["MinValue"], slots["MaxValue"]) == ("Number", 1, 1, 20)
+    # Every function reads it (the status ETA, the client cap's Retry-After, the dispatcher)
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["MODEL_SLOTS"] == {"Ref": "ModelSlots"}
+
+
+def test_jobs_and_slots_queues_are_fifo_with_dedup_dlq_and_a_visibility_of_six_consumer_timeouts(template):
+    resources = template["Resources"]
+    for queue_id, consumer in (("JobsQueue", "DispatchFunction"), ("SlotsQueue", "ProcessorFunction")):
+        queue = resources[queue_id]["Properties"]
+        assert queue["FifoQueue"] is True
+        assert queue["ContentBasedDeduplication"] is True
+        assert queue["VisibilityTimeout"] >= 6 * resources[consumer]["Properties"]["Timeout"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+        assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+    assert resources["JobsDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+    # The dispatcher outwaits a crashed run: its retry after the processor's Timeout + 10 s, then a model time
+    longest_model = template["Parameters"]["ModelSeconds"]["MaxValue"]
+    processor_timeout = resources["ProcessorFunction"]["Properties"]["Timeout"]
+    assert resources["DispatchFunction"]["Properties"]["Timeout"] > processor_timeout + 10 + longest_model
 
 
 def test_uploaded_rule_sends_object_created_under_uploads_to_one_fifo_queue_in_one_group(template):

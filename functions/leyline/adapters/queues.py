@@ -12,8 +12,12 @@ import boto3
 MODEL_GROUP = "model"
 
 
+def slot_group(slot: int) -> str:
+    return f"slot-{slot}"
+
+
 class SqsQueues:
-    """Satisfies logic.ports.JobLine and logic.ports.MessageVisibility."""
+    """Satisfies logic.ports.JobLine, logic.ports.SlotLines and logic.ports.MessageVisibility."""
 
     def __init__(self, client: Any | None = None) -> None:
         self._sqs = client or boto3.client("sqs")
@@ -23,6 +27,14 @@ class SqsQueues:
         SQS's 5-minute window is dropped, and the processor is idempotent per task after it."""
         self._sqs.send_message(
             QueueUrl=queue_url, MessageBody=body, MessageGroupId=MODEL_GROUP, MessageDeduplicationId=task_id
+        )
+
+    def send_to_slot(self, queue_url: str, body: str, task_id: str, slot: int) -> None:
+        """Hands a task that took `slot` to that slot's message group: SQS releases a group's next message only
+        once the one before is deleted, so a slot runs one job at a time. Deduplicated by task id, so a
+        dispatch repeated after a crash does not run the task twice."""
+        self._sqs.send_message(
+            QueueUrl=queue_url, MessageBody=body, MessageGroupId=slot_group(slot), MessageDeduplicationId=task_id
         )
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:

@@ -98,14 +98,25 @@ class TaskRepository:
 
     def mark_processing(self, task_id: str, now: datetime) -> bool:
         """-> PROCESSING, entering the line summary's running tasks. A retry after a crash re-enters from
-        PROCESSING, keeps its place and progress, and restarts its clock."""
-        return self._move_in_line(
+        PROCESSING, keeps its place, slot and progress, and restarts its clock."""
+        return self._enter_model(task_id, now, slots=None) is not None
+
+    def take_slot(self, task_id: str, now: datetime, *, slots: int) -> int | None:
+        """QUEUED -> PROCESSING in the lowest free slot of 1..`slots`, in the same transaction as the summary,
+        whose version condition makes two starts racing for the last slot take it once. None when every slot
+        is taken or the task is no longer QUEUED."""
+        return self._enter_model(task_id, now, slots=slots)
+
+    def _enter_model(self, task_id: str, now: datetime, *, slots: int | None) -> int | None:
+        moved = self._move_in_line(
             task_id,
             TaskState.PROCESSING,
             "SET #state = :target, started_at = :now, progress = if_not_exists(progress, :zero)",
             {":now": iso(now), ":zero": 0},
             now,
+            slots=slots,
         )
+        return None if moved is None else int(moved)  # a task without a place (none today) is in slot 1
 
     def set_progress(self, task_id: str, progress: int) -> bool:
         """Progress moves only inside the model: the PROCESSING -> PROCESSING transition."""
@@ -120,7 +131,7 @@ class TaskRepository:
 
     def mark_succeeded(self, task_id: str, now: datetime) -> bool:
         """-> SUCCESS; False (and nothing written) if the task already ended otherwise, e.g. cancelled or failed."""
-        return self._move_in_line(
+        return self._finish(
             task_id,
             TaskState.SUCCESS,
             "SET #state = :target, progress = :done, finished_at = :now REMOVE waiting_client",
@@ -130,7 +141,7 @@ class TaskRepository:
 
     def mark_failed(self, task_id: str, code: str, message: str, now: datetime) -> bool:
         """Any unfinished task can fail; a finished one keeps its outcome."""
-        return self._move_in_line(
+        return self._finish(
             task_id,
             TaskState.FAILURE,
             "SET #state = :target, finished_at = :now, error_code = :code, error_message = :message"
@@ -142,7 +153,7 @@ class TaskRepository:
     def mark_cancelled(self, task_id: str, now: datetime) -> bool:
         """-> CANCELLED, leaving the line (its summary) and the client's backlog at once; a finished task keeps
         its outcome. Progress stays where it was."""
-        return self._move_in_line(
+        return self._finish(
             task_id,
             TaskState.CANCELLED,
             "SET #state = :target, finished_at = :now REMOVE waiting_client",
@@ -213,30 +224,48 @@ class TaskRepository:
         item = self._dynamodb.get_item(TableName=self._table, Key=_marshal({"task_id": key}), ConsistentRead=True)
         return _unmarshal(item["Item"]) if "Item" in item else None
 
+    def _finish(self, task_id: str, target: TaskState, expression: str, values: dict[str, Any], now: datetime) -> bool:
+        return self._move_in_line(task_id, target, expression, values, now) is not None
+
     def _move_in_line(
-        self, task_id: str, target: TaskState, expression: str, values: dict[str, Any], now: datetime
-    ) -> bool:
+        self,
+        task_id: str,
+        target: TaskState,
+        expression: str,
+        values: dict[str, Any],
+        now: datetime,
+        *,
+        slots: int | None = None,
+    ) -> int | None:
         """Moves the task to `target` as _move does and, when the move changes the line, the summary's copies
         with it in one transaction (LineSummary.after_move). The task's state is read first and the write is
-        conditioned on it: a state or summary that changed meanwhile is read again."""
+        conditioned on it: a state or summary that changed meanwhile is read again. With `slots`, only a
+        QUEUED task moves, and only into a free one of that many slots. Returns the slot the task holds after
+        a move into the model (1 after any other move), None when the move is refused."""
         for _ in range(_ATTEMPTS):
             task = self.get(task_id)
-            if task is None or task.state not in sources_of(target):
-                return False
-            after, summary_item = None, None
+            sources = sources_of(target, only=TaskState.QUEUED if slots else None)
+            if task is None or task.state not in sources:
+                return None
+            after, summary_item, slot = None, None, None
             if task.queued_seq is not None:  # only a task that took a place in line moves the line
                 summary_item = self._get_item(summary_key(0))
-                after = _summary_of(summary_item).after_move(task.state, target, task.queued_seq, now)
-            request = self._move_request(task_id, target, expression, values, only=task.state)
+                summary = _summary_of(summary_item)
+                if slots is not None and (slot := summary.free_slot(slots)) is None:
+                    return None  # every slot is taken
+                after = summary.after_move(task.state, target, task.queued_seq, now, slot=slot)
+            held = after.slots.get(task.queued_seq) if after and task.queued_seq is not None else None
+            update = (expression + ", slot = :slot", values | {":slot": held}) if held else (expression, values)
+            request = self._move_request(task_id, target, *update, only=task.state)
             if after is None:
                 if self._move(request):
-                    return True
+                    return 1
                 continue
             version = int(summary_item["version"]) if summary_item else 0
             copies = [_summary_update(self._table, shard, after, version) for shard in range(LINE_SHARDS)]
             try:
                 if self._transact(request, copies):
-                    return True
+                    return held or 1
             except _Contended:
                 pass
         raise RuntimeError(f"could not move task {task_id} to {target}: it or the line kept changing")
@@ -318,13 +347,14 @@ def _summary_update(table: str, shard: int, summary: LineSummary, version: int) 
         ":cursor": summary.cursor,
         ":running": {str(place): iso(started) for place, started in summary.running.items()},
         ":removed": list(summary.removed),
+        ":slots": {str(place): slot for place, slot in summary.slots.items()},
         ":version": version + 1,
     }
     condition = "attribute_not_exists(task_id)"
     if version:
         values[":read"] = version
         condition = "version = :read"
-    expression = "SET line_cursor = :cursor, running = :running, removed = :removed, version = :version"
+    expression = "SET line_cursor = :cursor, running = :running, removed = :removed, slots = :slots, version = :version"
     return _update(table, summary_key(shard), expression, values, condition)
 
 
@@ -336,6 +366,7 @@ def _summary_of(item: dict[str, Any] | None) -> LineSummary:
         cursor=int(item.get("line_cursor", 0)),
         running={place: started for place, started in running.items() if started is not None},
         removed=tuple(int(place) for place in item.get("removed", [])),
+        slots={int(place): int(slot) for place, slot in item.get("slots", {}).items()},
     )
 
 
@@ -422,6 +453,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         if "webhook_url" in item
         else None,
         notify_email=bool(item.get("notify_email", False)),
+        slot=_int_or_none(item.get("slot")),
     )
 
 

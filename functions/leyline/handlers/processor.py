@@ -1,4 +1,5 @@
-"""ProcessorFunction: the model. One job at a time from the FIFO queue, idempotent per task."""
+"""ProcessorFunction: the model slots. Each slot (a message group of SlotsQueue.fifo) runs one job at a time;
+ReservedConcurrentExecutions is ModelSlots. Idempotent per task."""
 
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ _RESULT_METRICS = {
 @idempotent_function(
     data_keyword_argument="job", persistence_store=persistence, config=idempotency, key_prefix="model-run"
 )
-def process_job(job: UploadJob) -> dict[str, Any]:
-    outcome = run_model(tasks, media, settings, job, utc_now)
+def process_job(job: UploadJob, retry: bool = False) -> dict[str, Any]:
+    outcome = run_model(tasks, media, settings, job, utc_now, retry=retry)
     if outcome.ran:
         metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
         result = _RESULT_METRICS.get(outcome.state)  # a task deleted meanwhile counts as none of them
@@ -78,10 +79,10 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
         record.receiptHandle,
         crash_retry_seconds(lambda_context.get_remaining_time_in_millis()),
     )
+    attempt = int(record.attributes.ApproximateReceiveCount)
     try:
-        process_job(job=job)
+        process_job(job=job, retry=attempt > 1)
     except Exception:
-        attempt = int(record.attributes.ApproximateReceiveCount)
         hide(queues, record.eventSourceARN, record.receiptHandle, retry_backoff_seconds(attempt))
         logger.exception("task failed; the queue will retry it", extra={"attempt": attempt})
         raise

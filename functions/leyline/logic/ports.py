@@ -31,7 +31,12 @@ class TaskStore(Protocol):
         ...
 
     def mark_processing(self, task_id: str, now: datetime) -> bool:
-        """Enters the model (again, after a crash: progress and place are kept, the clock restarts)."""
+        """Enters the model (again, after a crash: progress, place and slot are kept, the clock restarts)."""
+        ...
+
+    def take_slot(self, task_id: str, now: datetime, *, slots: int) -> int | None:
+        """A QUEUED task enters the model in the lowest free one of `slots` model slots (1..slots), atomically
+        with the line summary: the slot, or None when every slot is taken or the task is no longer QUEUED."""
         ...
 
     def set_progress(self, task_id: str, progress: int) -> bool:
@@ -87,6 +92,12 @@ class JobLine(Protocol):
     """The model's line: a FIFO queue that hands the model one job at a time, in the order they were sent."""
 
     def send_job(self, queue_url: str, body: str, task_id: str) -> None: ...
+
+
+class SlotLines(Protocol):
+    """The model slots' own queue: one FIFO message group per slot, so each slot runs one job at a time."""
+
+    def send_to_slot(self, queue_url: str, body: str, task_id: str, slot: int) -> None: ...
 
 
 class MessageVisibility(Protocol):

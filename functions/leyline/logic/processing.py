@@ -34,22 +34,30 @@ class Outcome:
     queue_wait_seconds: float | None = None  # from upload seen to model start, for this run
 
 
-def run_model(tasks: TaskStore, media: MediaStorage, settings: Settings, job: UploadJob, clock: Clock) -> Outcome:
+def run_model(
+    tasks: TaskStore, media: MediaStorage, settings: Settings, job: UploadJob, clock: Clock, *, retry: bool = False
+) -> Outcome:
     """Runs one task through the model. Permanent input problems end in FAILURE; anything else raises
     so that the queue retries it. Calling it again for a finished task changes nothing, and a run whose
     task ended otherwise meanwhile (failed, cancelled, deleted) stops at its next progress write and leaves it
-    so, with no video and no more model time spent."""
+    so, with no video and no more model time spent.
+
+    A task the dispatch started in a slot (PROCESSING) keeps that start: its model time counts from the moment
+    it took the slot, which is what its ETA said. A `retry` (after a crash) restarts the clock."""
     task = tasks.get(job.task_id)
     if task is None:
         return Outcome(job.task_id, "UNKNOWN_TASK", ran=False)
     if task.state.is_final:
         return Outcome(job.task_id, task.state.value, ran=False)
     now = clock()
-    waited = (now - task.queued_at).total_seconds() if task.queued_at else None
-    if not tasks.mark_processing(job.task_id, now):
+    started_at = task.started_at if task.state is TaskState.PROCESSING and not retry else None
+    waited = ((started_at or now) - task.queued_at).total_seconds() if task.queued_at else None
+    if started_at is None and not tasks.mark_processing(job.task_id, now):
         return _as_it_stands(tasks, job.task_id, ran=False)  # it ended between the read and the write
     progress = ProgressReporter(tasks, job.task_id, floor=task.progress)
-    started = time.monotonic()
+    # The slot has been this task's since started_at (a hand-over of milliseconds), never more than its model time.
+    in_slot = min(settings.model_seconds, max(0.0, (now - started_at).total_seconds())) if started_at else 0.0
+    started = time.monotonic() - in_slot
     try:
         image = _load_upload(media, settings, job)
         video = _render_in_model_time(image, settings, progress, started)

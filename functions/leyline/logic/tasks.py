@@ -36,8 +36,6 @@ from leyline.models import (
 
 # A presigned POST is checked when the upload starts; a slow upload may still land a little later.
 UPLOAD_GRACE = timedelta(minutes=5)
-# Tasks the model runs side by side (the model-slots issue will make it a template parameter).
-MODEL_SLOTS = 1
 UPLOAD_EXPIRED = "UPLOAD_EXPIRED"
 # GET /tasks pages.
 DEFAULT_PAGE_SIZE = 20
@@ -185,6 +183,7 @@ def status_of(
         started_at=task.started_at,
         finished_at=task.finished_at,
         expires_at=from_epoch(task.expires_at),
+        slot=task.slot if task.state is TaskState.PROCESSING else None,
     )
 
 
@@ -344,7 +343,7 @@ def _place(task: Task, summary: LineSummary | None, settings: Settings, now: dat
         return 0, _remaining(task.started_at, settings.model_seconds, now)
     assert summary is not None
     assert task.queued_seq is not None
-    return line_position(summary, task.queued_seq, settings.model_seconds, now, slots=MODEL_SLOTS)
+    return line_position(summary, task.queued_seq, settings.model_seconds, now, slots=settings.model_slots)
 
 
 def line_position(

@@ -52,6 +52,7 @@ class StatusBody(BaseModel):
     started_at: str | None
     finished_at: str | None
     expires_at: str = Field(description="ISO 8601 UTC: when retention deletes the task, its upload and its video")
+    slot: int | None = Field(description="The model slot (1..ModelSlots) running it; null unless PROCESSING")
 
 
 class VideoRedirectBody(BaseModel):
