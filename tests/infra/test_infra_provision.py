@@ -73,14 +73,16 @@ def test_an_upload_reaches_the_intake_queue_through_eventbridge(stack, aws):
     assert "Messages" not in sqs.receive_message(QueueUrl=stack.queue_url("IntakeQueue"))
 
 
-def test_both_queues_are_fifo_with_content_dedup_and_redrive(stack, aws):
+def test_the_line_queues_are_fifo_with_content_dedup_and_redrive(stack, aws):
     sqs = aws.client("sqs")
-    jobs = sqs.get_queue_attributes(QueueUrl=stack.queue_url("JobsQueue"), AttributeNames=["All"])["Attributes"]
-    assert (jobs["FifoQueue"], jobs["ContentBasedDeduplication"]) == ("true", "true")
-    assert jobs["VisibilityTimeout"] == "540"
-    redrive = json.loads(jobs["RedrivePolicy"])
-    assert redrive == {"deadLetterTargetArn": stack.arn("JobsDeadLetterQueue"), "maxReceiveCount": 3}
-    assert "Policy" not in jobs  # only IntakeFunction sends to it, by its IAM role
+    # The line (DispatchFunction's, 6 x its 300 s timeout) and the slots (ProcessorFunction's, 6 x 90 s)
+    for queue, visibility in (("JobsQueue", "1800"), ("SlotsQueue", "540")):
+        jobs = sqs.get_queue_attributes(QueueUrl=stack.queue_url(queue), AttributeNames=["All"])["Attributes"]
+        assert (jobs["FifoQueue"], jobs["ContentBasedDeduplication"]) == ("true", "true")
+        assert jobs["VisibilityTimeout"] == visibility
+        redrive = json.loads(jobs["RedrivePolicy"])
+        assert redrive == {"deadLetterTargetArn": stack.arn("JobsDeadLetterQueue"), "maxReceiveCount": 3}
+        assert "Policy" not in jobs  # only a function sends to it, by its IAM role
     intake = sqs.get_queue_attributes(QueueUrl=stack.queue_url("IntakeQueue"), AttributeNames=["All"])["Attributes"]
     assert (intake["FifoQueue"], intake["ContentBasedDeduplication"]) == ("true", "true")
     redrive = json.loads(intake["RedrivePolicy"])
