@@ -22,7 +22,7 @@ from bench.client import StatusClient, photo_jpeg, upload
 from bench.cost import _entries
 from bench.stack import bench_stack
 from bench.stats import ms, percentile, summary
-from infra.testing import LocalStackError
+from infra.testing import RunningStackError
 
 MODEL_SECONDS = 80  # the template's maximum: the head runs while the short lines are measured
 CLIENTS = 250  # 127.0.0.1 .. 127.0.0.250
@@ -39,7 +39,7 @@ def backlog_scale(sizes: tuple[int, ...], samples: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     try:
         return _measured(sizes, samples, recording, recorder, result)
-    except LocalStackError as error:
+    except RunningStackError as error:
         if not result:
             raise
         # Measured in full; only the emulator's exit after a large table was slow: kept, and said.

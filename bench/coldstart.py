@@ -23,7 +23,7 @@ from bench.stack import bench_stack
 from bench.stats import ms, summary
 from infra.runtime import worker_environment
 from infra.settings import REPO_ROOT
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 
 EVENTS = REPO_ROOT / "events"
 SAMPLE_TASK_ID = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
@@ -40,7 +40,7 @@ FUNCTIONS = {
 }
 
 
-def _http_events(stack: LocalStack, name: str, task_id: str, count: int) -> list[Any]:
+def _http_events(stack: RunningStack, name: str, task_id: str, count: int) -> list[Any]:
     """The sample event, about a real task; each from its own client address (documentation range), as the
     API counts a client's unfinished tasks and every invocation here creates one."""
     text = (EVENTS / FUNCTIONS[name][0]).read_text(encoding="utf-8").replace(SAMPLE_TASK_ID, task_id)
@@ -50,7 +50,7 @@ def _http_events(stack: LocalStack, name: str, task_id: str, count: int) -> list
     return events
 
 
-def _job_events(stack: LocalStack, count: int) -> list[Any]:
+def _job_events(stack: RunningStack, count: int) -> list[Any]:
     """Real SQS records (the processor changes their visibility) on a queue of our own, so that the stack's
     processor does not take them; each for a different, unknown task."""
     sqs = stack.client("sqs")
@@ -84,7 +84,7 @@ def _job_events(stack: LocalStack, count: int) -> list[Any]:
     ]
 
 
-def _sample(stack: LocalStack, name: str, events: list[Any], workdir: Path) -> dict[str, Any]:
+def _sample(stack: RunningStack, name: str, events: list[Any], workdir: Path) -> dict[str, Any]:
     events_path, out_path = workdir / f"{name}-events.json", workdir / f"{name}-times.json"
     events_path.write_text(json.dumps(events), encoding="utf-8")
     environment = worker_environment(stack.stack, stack.stack.functions[name], stack.aws_endpoint)
@@ -109,7 +109,7 @@ _IMPORT_HANDLER = (
 )
 
 
-def import_profile(stack: LocalStack, name: str, top: int = 8) -> dict[str, float]:
+def import_profile(stack: RunningStack, name: str, top: int = 8) -> dict[str, float]:
     """Where the init phase goes: `-X importtime` self times (ms) summed by top-level package, in a fresh
     process on the pinned core. A module's self time includes its module-level code: for leyline, creating
     the boto3 clients (botocore reads its endpoint and service models then) and the pydantic models."""

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infra.settings import Settings
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 
 # Benchmarks queue more tasks from one address than a user may: lift that cap where the template has it.
 _LIFTED_LIMITS = {"MaxWaitingTasksPerClient": "10000"}
@@ -27,7 +27,7 @@ def bench_stack(
     name: str,
     env: Mapping[str, str] | None = None,
     parameter_overrides: Mapping[str, str] | None = None,
-) -> Iterator[LocalStack]:
+) -> Iterator[RunningStack]:
     """A running stack whose model takes `model_seconds` (and `parameter_overrides`, e.g. AccessMode), stopped on
     the way out. Its log (and anything else the benchmark keeps in `stack.log_path.parent`) is deleted after a
     clean run and kept after a failure."""
@@ -35,7 +35,7 @@ def bench_stack(
     overrides = {key: value for key, value in _LIFTED_LIMITS.items() if key in declared}
     overrides.update(parameter_overrides or {})
     workdir = Path(tempfile.mkdtemp(prefix=f"leyline-bench-{name}-"))
-    stack = LocalStack(
+    stack = RunningStack(
         env={"LEYLINE_MODEL_SECONDS": f"{model_seconds:g}", **(env or {})},
         parameter_overrides=overrides,
         log_dir=workdir,

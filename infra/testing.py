@@ -36,7 +36,7 @@ FAULTS_CONTROL_PATH = "/__leyline/faults"  # the proxy's control API
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, whatever HTTP_PROXY says
 
 
-class LocalStackError(RuntimeError):
+class RunningStackError(RuntimeError):
     """The local stack did not start, did not stop cleanly, or left workers behind."""
 
 
@@ -48,7 +48,7 @@ def free_port() -> int:
         return port
 
 
-class LocalStack:
+class RunningStack:
     """Runs `python -m infra` in a subprocess, for as long as the `with` block lasts."""
 
     def __init__(
@@ -118,7 +118,7 @@ class LocalStack:
         return env
 
     # ---- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> RunningStack:
         self.start()
         return self
 
@@ -156,9 +156,9 @@ class LocalStack:
         deadline = time.monotonic() + self._ready_timeout
         while READY_MARKER not in self.log_text():
             if process.poll() is not None:
-                raise LocalStackError(f"the stack exited with {process.returncode}:\n{self.log_tail()}")
+                raise RunningStackError(f"the stack exited with {process.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                raise LocalStackError(f"the stack was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
+                raise RunningStackError(f"the stack was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
             time.sleep(_POLL_SECONDS)
 
     def _read_endpoints(self) -> None:
@@ -187,12 +187,12 @@ class LocalStack:
             try:
                 self._faults("GET")
                 return
-            except (OSError, LocalStackError):  # not listening yet
+            except (OSError, RunningStackError):  # not listening yet
                 pass
             if proxy.poll() is not None:
-                raise LocalStackError(f"the fault proxy exited with {proxy.returncode}:\n{self.log_tail()}")
+                raise RunningStackError(f"the fault proxy exited with {proxy.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                raise LocalStackError(f"the fault proxy was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
+                raise RunningStackError(f"the fault proxy was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
             time.sleep(_POLL_SECONDS)
 
     def stop(self, *, check: bool = True) -> None:
@@ -215,7 +215,7 @@ class LocalStack:
                 proxy.kill()
                 proxy.wait(timeout=self._stop_timeout)
         if check and proxy.returncode != 0:
-            raise LocalStackError(f"unclean stop of the fault proxy: exit {proxy.returncode}:\n{self.log_tail()}")
+            raise RunningStackError(f"unclean stop of the fault proxy: exit {proxy.returncode}:\n{self.log_tail()}")
 
     def _stop_stack(self, *, check: bool) -> None:
         """SIGINT, then SIGKILL after the stop timeout; then make sure no worker outlived it."""
@@ -235,11 +235,11 @@ class LocalStack:
         for pid in leftovers:
             _kill(pid)
         if check and (process.returncode != 0 or leftovers):
-            raise LocalStackError(
+            raise RunningStackError(
                 f"unclean stop: exit {process.returncode}, workers left {leftovers}:\n{self.log_tail()}"
             )
 
-    # ---- injected faults (LocalStack(faults=True)) -----------------------------------------------
+    # ---- injected faults (RunningStack(faults=True)) -----------------------------------------------
     def inject_fault(
         self,
         service: str,
@@ -277,7 +277,7 @@ class LocalStack:
 
     def _faults(self, method: str, body: Any = None) -> Any:
         if self.faults_url is None:
-            raise LocalStackError("this stack runs without the fault proxy: use LocalStack(faults=True)")
+            raise RunningStackError("this stack runs without the fault proxy: use RunningStack(faults=True)")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.faults_url, data=data, method=method)
         request.add_header("Content-Type", "application/json")
@@ -285,7 +285,7 @@ class LocalStack:
             with _DIRECT.open(request, timeout=_CONTROL_TIMEOUT_SECONDS) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
-            raise LocalStackError(f"fault proxy refused {method}: {error.read().decode(errors='replace')}") from None
+            raise RunningStackError(f"fault proxy refused {method}: {error.read().decode(errors='replace')}") from None
 
     # ---- inspection ---------------------------------------------------------------------------
     def client(self, service: str, **kwargs: Any) -> Any:
@@ -326,7 +326,7 @@ class LocalStack:
             if fresh:
                 return fresh[0]
             time.sleep(_POLL_SECONDS)
-        raise LocalStackError(f"no new {logical_id} worker within {timeout} s:\n{self.log_tail()}")
+        raise RunningStackError(f"no new {logical_id} worker within {timeout} s:\n{self.log_tail()}")
 
 
 def _is_worker(args: list[str], logical_id: str | None) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import jwt
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.stack import local_stack
 
 ACCOUNTS = {"AccessMode": "accounts"}
@@ -24,7 +24,7 @@ ANY_CODE = "123456"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def accounts_stack(log_dir: Path, **kwargs: Any) -> LocalStack:
+def accounts_stack(log_dir: Path, **kwargs: Any) -> RunningStack:
     """tests.stack.local_stack with AccessMode=accounts (other overrides are kept)."""
     overrides = {**ACCOUNTS, **kwargs.pop("parameter_overrides", {})}
     return local_stack(log_dir, parameter_overrides=overrides, **kwargs)

@@ -11,22 +11,22 @@ from typing import Any
 
 import pytest
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.stack import MODEL_SECONDS, local_stack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with local_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
 
 
 @pytest.fixture
-def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalStack]]:
+def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RunningStack]]:
     """Starts extra stacks (keyword arguments as LocalStack's); each is stopped after the test."""
-    started: list[LocalStack] = []
+    started: list[RunningStack] = []
 
-    def make(model_seconds: str = MODEL_SECONDS, **kwargs: Any) -> LocalStack:
+    def make(model_seconds: str = MODEL_SECONDS, **kwargs: Any) -> RunningStack:
         extra = local_stack(tmp_path_factory.mktemp("extra-stack"), model_seconds, **kwargs)
         extra.start()
         started.append(extra)

@@ -3,7 +3,7 @@
     python -m tests.faultproxy --target http://127.0.0.1:4566 --port 4567 [--parent PID]
 
 It is a threaded HTTP reverse proxy on 127.0.0.1 in front of an AWS endpoint (the embedded moto
-server). infra.testing's LocalStack(faults=True) starts it in a process of its own and points the
+server). infra.testing's RunningStack(faults=True) starts it in a process of its own and points the
 *functions'* AWS endpoint at it (LEYLINE_FUNCTIONS_AWS_ENDPOINT), so every AWS call a handler makes
 passes through it; the stack's own provisioning and its SQS pollers keep talking to the endpoint
 directly (Lambda's poller is not the function's code). Requests are forwarded untouched (method,

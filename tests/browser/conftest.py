@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -17,18 +17,18 @@ SLOW_MODEL_SECONDS = "30"  # a task behind another one surely still waits when t
 
 
 @pytest.fixture(scope="session")
-def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """The stack as a user starts it on a port other than 8080: CorsAllowedOrigins left to its default, which
     must follow the port, or the browser's upload to the bucket is refused."""
-    stack = LocalStack(env={"LEYLINE_MODEL_SECONDS": MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("web-stack"))
+    stack = RunningStack(env={"LEYLINE_MODEL_SECONDS": MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("web-stack"))
     with stack as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def slow_web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def slow_web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A stack whose model takes long, for tests that act on a task while it waits in line."""
-    stack = LocalStack(env={"LEYLINE_MODEL_SECONDS": SLOW_MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("slow-web"))
+    stack = RunningStack(env={"LEYLINE_MODEL_SECONDS": SLOW_MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("slow-web"))
     with stack as running:
         yield running
 

@@ -14,7 +14,7 @@ import requests
 from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Page, Request, expect
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.accounts import PASSWORD, Users, accounts_stack
 from tests.browser.chromium import CHROMIUM, Console
 from tests.browser.conftest import MODEL_SECONDS
@@ -32,13 +32,13 @@ FORGED_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
 
 
 @pytest.fixture(scope="module")
-def accounts_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def accounts_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with accounts_stack(tmp_path_factory.mktemp("accounts-web"), model_seconds=MODEL_SECONDS) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def users(accounts_web: LocalStack) -> Users:
+def users(accounts_web: RunningStack) -> Users:
     return Users(accounts_web.api_url)
 
 
@@ -62,7 +62,7 @@ class Seen:
 class Traffic:
     """Every request the page makes from now on, to the API and to Cognito, and the API's answers' statuses."""
 
-    def __init__(self, page: Page, stack: LocalStack, users: Users) -> None:
+    def __init__(self, page: Page, stack: RunningStack, users: Users) -> None:
         self.api = stack.api_url
         self.cognito_endpoint = users.idp.meta.endpoint_url
         self.requests: list[Seen] = []
@@ -87,7 +87,7 @@ class Traffic:
         return actions
 
 
-def sign_in(page: Page, stack: LocalStack, email: str, password: str = PASSWORD) -> None:
+def sign_in(page: Page, stack: RunningStack, email: str, password: str = PASSWORD) -> None:
     page.goto(stack.api_url)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
@@ -121,7 +121,7 @@ def page_errors(console: Console, *expected: str) -> list[str]:
 
 
 def test_signed_out_the_page_offers_only_sign_in_and_calls_nothing_of_the_api(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console, artifacts: Path
+    accounts_web: RunningStack, users: Users, page: Page, console: Console, artifacts: Path
 ) -> None:
     # Given a person who is not signed in, and every request the page makes
     traffic = Traffic(page, accounts_web, users)
@@ -144,7 +144,7 @@ def test_signed_out_the_page_offers_only_sign_in_and_calls_nothing_of_the_api(
 
 
 def test_a_person_signs_up_confirms_and_is_signed_in_with_the_keyboard(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console
+    accounts_web: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given the sign-in form
     traffic = Traffic(page, accounts_web, users)
@@ -184,7 +184,13 @@ def test_a_person_signs_up_confirms_and_is_signed_in_with_the_keyboard(
 
 
 def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_another_device(
-    accounts_web: LocalStack, users: Users, browser: Browser, page: Page, console: Console, photo: Path, artifacts: Path
+    accounts_web: RunningStack,
+    users: Users,
+    browser: Browser,
+    page: Page,
+    console: Console,
+    photo: Path,
+    artifacts: Path,
 ) -> None:
     # Given a signed-in user, and every request the page makes
     users.sign_up("ada@example.com")
@@ -230,7 +236,7 @@ def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_ano
 
 
 def test_the_history_pages_through_every_task_once_and_is_the_users_own(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console
+    accounts_web: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a user with 25 tasks (waiting for their uploads), and another user with none
     owner = users.new_user("busy@example.com")
@@ -263,7 +269,7 @@ def test_the_history_pages_through_every_task_once_and_is_the_users_own(
 
 
 def test_a_wrong_password_and_an_unconfirmed_account_are_told_apart(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console
+    accounts_web: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given an account never confirmed
     users.sign_up("late@example.com", confirm=False)
@@ -291,7 +297,7 @@ def test_a_wrong_password_and_an_unconfirmed_account_are_told_apart(
 
 
 def test_an_access_token_at_its_end_is_refreshed_before_it_is_sent(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console
+    accounts_web: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a signed-in user whose access token has run out while the page was closed
     users.sign_up("clock@example.com")
@@ -316,7 +322,7 @@ def test_an_access_token_at_its_end_is_refreshed_before_it_is_sent(
 
 
 def test_a_token_the_api_refuses_is_refreshed_and_the_call_made_again(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console
+    accounts_web: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a signed-in user whose stored access token the gateway refuses, though it looks fresh
     users.sign_up("rotated@example.com")
@@ -338,7 +344,7 @@ def test_a_token_the_api_refuses_is_refreshed_and_the_call_made_again(
 
 
 def test_a_session_signed_out_elsewhere_returns_to_the_sign_in_form(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console
+    accounts_web: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a user signed in here, then signed out everywhere from another device, once this token ran out
     elsewhere = users.new_user("revoked@example.com")
@@ -361,7 +367,7 @@ def test_a_session_signed_out_elsewhere_returns_to_the_sign_in_form(
 
 
 def test_sign_out_signs_out_everywhere_and_leaves_nothing_behind(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console, photo: Path
+    accounts_web: RunningStack, users: Users, page: Page, console: Console, photo: Path
 ) -> None:
     # Given a signed-in user with a task in their history
     users.sign_up("leaving@example.com")
@@ -389,12 +395,12 @@ def test_sign_out_signs_out_everywhere_and_leaves_nothing_behind(
     assert console.errors == []
 
 
-def _route(stack: LocalStack, seen: Seen) -> str:
+def _route(stack: RunningStack, seen: Seen) -> str:
     """The first segment of a request's path: /status for /status/<id>."""
     return "/" + seen.url.removeprefix(stack.api_url).lstrip("/").split("?")[0].split("/")[0]
 
 
-def _new_task(stack: LocalStack, authorization: dict[str, str]) -> str:
+def _new_task(stack: RunningStack, authorization: dict[str, str]) -> str:
     answer = requests.post(f"{stack.api_url}/uploads", json={}, headers=authorization, timeout=10)
     assert answer.status_code == 201, answer.text
     task_id: str = answer.json()["task_id"]
@@ -402,7 +408,7 @@ def _new_task(stack: LocalStack, authorization: dict[str, str]) -> str:
 
 
 def test_the_email_checkbox_gets_the_signed_in_user_an_email_when_the_video_is_ready(
-    accounts_web: LocalStack, users: Users, page: Page, console: Console, photo: Path
+    accounts_web: RunningStack, users: Users, page: Page, console: Console, photo: Path
 ) -> None:
     # Given a signed-in user, who ticks "Notify me by e-mail when it is done"
     users.sign_up("grace@example.com")

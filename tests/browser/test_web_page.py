@@ -10,7 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import FilePayload, Page, expect
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.browser.chromium import CHROMIUM, Console
 from tests.imagefactory import encode, pattern, png
 from tests.integration.polling import status, upload_presigned
@@ -31,7 +31,7 @@ def photo(tmp_path: Path) -> Path:
 
 
 def test_an_upload_shows_live_progress_then_plays_the_video(
-    web_stack: LocalStack, page: Page, console: Console, photo: Path, artifacts: Path
+    web_stack: RunningStack, page: Page, console: Console, photo: Path, artifacts: Path
 ) -> None:
     # Given the page served by the API, with every change of its bars and status line recorded
     page.goto(web_stack.api_url)
@@ -71,7 +71,7 @@ def test_an_upload_shows_live_progress_then_plays_the_video(
 
 
 def test_on_a_port_other_than_8080_the_page_uploads_by_either_host_name(
-    web_stack: LocalStack, page: Page, console: Console, photo: Path
+    web_stack: RunningStack, page: Page, console: Console, photo: Path
 ) -> None:
     # Given the stack started without CorsAllowedOrigins on a port other than 8080, its page opened as localhost
     # (the other tests open it as 127.0.0.1)
@@ -93,7 +93,7 @@ def test_on_a_port_other_than_8080_the_page_uploads_by_either_host_name(
 
 
 def test_in_open_mode_nobody_signs_in_and_no_token_is_sent(
-    web_stack: LocalStack, page: Page, console: Console, photo: Path
+    web_stack: RunningStack, page: Page, console: Console, photo: Path
 ) -> None:
     # Given the stack in open mode (its default), and every request the page makes
     requests_made: list[tuple[str, dict[str, str]]] = []
@@ -119,7 +119,7 @@ def test_in_open_mode_nobody_signs_in_and_no_token_is_sent(
 
 
 def test_a_file_that_is_not_an_image_is_refused_before_uploading(
-    web_stack: LocalStack, page: Page, console: Console
+    web_stack: RunningStack, page: Page, console: Console
 ) -> None:
     # Given the page, watching which requests it makes
     page.goto(web_stack.api_url)
@@ -138,7 +138,7 @@ def test_a_file_that_is_not_an_image_is_refused_before_uploading(
 
 
 def test_a_failed_task_explains_why_and_offers_another_try(
-    web_stack: LocalStack, page: Page, console: Console, tmp_path: Path, artifacts: Path
+    web_stack: RunningStack, page: Page, console: Console, tmp_path: Path, artifacts: Path
 ) -> None:
     # Given an image the model refuses (too small to animate)
     tiny = tmp_path / "icon.png"
@@ -167,7 +167,7 @@ def test_a_failed_task_explains_why_and_offers_another_try(
 
 
 def test_the_history_survives_a_reload_and_reopens_a_video_on_a_phone(
-    web_stack: LocalStack, page: Page, console: Console, photo: Path, artifacts: Path
+    web_stack: RunningStack, page: Page, console: Console, photo: Path, artifacts: Path
 ) -> None:
     # Given a phone-sized screen and a video made in this browser
     page.set_viewport_size({"width": 375, "height": 740})
@@ -192,7 +192,7 @@ def test_the_history_survives_a_reload_and_reopens_a_video_on_a_phone(
 
 
 def test_the_file_picker_is_reachable_and_usable_with_the_keyboard(
-    web_stack: LocalStack, page: Page, console: Console, photo: Path
+    web_stack: RunningStack, page: Page, console: Console, photo: Path
 ) -> None:
     # Given the page, ready (it has read GET /config: until then it shows nothing of the API)
     page.goto(web_stack.api_url)
@@ -216,7 +216,7 @@ def test_the_file_picker_is_reachable_and_usable_with_the_keyboard(
 
 
 def test_cancel_takes_back_a_task_waiting_in_line_and_shows_it_cancelled(
-    slow_web_stack: LocalStack, page: Page, console: Console, photo: Path, artifacts: Path
+    slow_web_stack: RunningStack, page: Page, console: Console, photo: Path, artifacts: Path
 ) -> None:
     # Given another task in the (slow) model, so the person's task will wait in line behind it
     ahead = upload_presigned(slow_web_stack.api_url, png())
@@ -256,7 +256,7 @@ def test_cancel_takes_back_a_task_waiting_in_line_and_shows_it_cancelled(
 
 
 def test_delete_removes_a_finished_task_from_the_history_and_the_api(
-    web_stack: LocalStack, page: Page, console: Console, photo: Path
+    web_stack: RunningStack, page: Page, console: Console, photo: Path
 ) -> None:
     # Given a video made in this browser
     page.goto(web_stack.api_url)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.testing import LocalStack, free_port
+from infra.testing import RunningStack, free_port
 from leyline.client.api import LeylineClient
 from tests.cli.lossy_proxy import LossyProxy
 from tests.imagefactory import encode, pattern, png
@@ -41,13 +41,13 @@ def photo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A stack whose model takes long, so that a task is still waiting or running when it is cancelled."""
     with local_stack(tmp_path_factory.mktemp("slow-stack"), SLOW_MODEL_SECONDS) as running:
         yield running
 
 
-def test_generate_saves_a_complete_mp4_and_says_where(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
+def test_generate_saves_a_complete_mp4_and_says_where(stack: RunningStack, photo: Path, tmp_path: Path) -> None:
     # When a person turns a photo into a video
     run = leyline("generate", "photo.png", "-o", "out.mp4", "--api", stack.api_url, cwd=tmp_path)
 
@@ -65,7 +65,7 @@ def test_generate_saves_a_complete_mp4_and_says_where(stack: LocalStack, photo: 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out.mp4", "photo.png"]
 
 
-def test_generate_json_takes_the_api_from_the_environment(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
+def test_generate_json_takes_the_api_from_the_environment(stack: RunningStack, photo: Path, tmp_path: Path) -> None:
     # When a script runs generate with --json and LEYLINE_API_URL, without -o
     run = leyline("generate", str(photo), "--json", cwd=tmp_path, env={"LEYLINE_API_URL": stack.api_url})
 
@@ -77,7 +77,7 @@ def test_generate_json_takes_the_api_from_the_environment(stack: LocalStack, pho
     assert Path(result["output"]).read_bytes()[4:8] == b"ftyp"
 
 
-def test_status_prints_a_task_for_people_and_for_scripts(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
+def test_status_prints_a_task_for_people_and_for_scripts(stack: RunningStack, photo: Path, tmp_path: Path) -> None:
     # Given a finished task
     task_id = upload_presigned(stack.api_url, photo.read_bytes())
     poll_until_final(stack.api_url, task_id)
@@ -96,7 +96,7 @@ def test_status_prints_a_task_for_people_and_for_scripts(stack: LocalStack, phot
     assert (status["task_id"], status["state"], status["progress"]) == (task_id, "SUCCESS", 100)
 
 
-def test_a_failed_task_exits_1_with_the_apis_message(stack: LocalStack, tmp_path: Path) -> None:
+def test_a_failed_task_exits_1_with_the_apis_message(stack: RunningStack, tmp_path: Path) -> None:
     # Given an image the model refuses: too small to animate
     (tmp_path / "icon.png").write_bytes(png(32, 32))
 
@@ -168,7 +168,7 @@ def _delete_unknown(api_url: str, tmp_path: Path) -> list[str]:
 )
 @pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
 def test_each_failure_is_one_line_and_a_documented_exit_code(
-    stack: LocalStack,
+    stack: RunningStack,
     tmp_path: Path,
     command: Callable[[str, Path], list[str]],
     exit_code: int,
@@ -201,7 +201,7 @@ def test_each_failure_is_one_line_and_a_documented_exit_code(
 )
 @pytest.mark.skipif(not Path(UNWRITABLE).is_dir(), reason=f"no {UNWRITABLE} on this system")
 def test_an_output_that_cannot_be_written_is_refused_before_anything_is_uploaded(
-    stack: LocalStack, photo: Path, tmp_path: Path, output: str, reason: str
+    stack: RunningStack, photo: Path, tmp_path: Path, output: str, reason: str
 ) -> None:
     # Given the tasks that exist so far
     tasks_before = count_tasks(stack)
@@ -234,7 +234,7 @@ def test_checking_the_output_leaves_nothing_beside_it(photo: Path, tmp_path: Pat
     assert list(out.iterdir()) == []
 
 
-def test_cancel_takes_back_a_waiting_task_and_prints_its_state(stack: LocalStack, tmp_path: Path) -> None:
+def test_cancel_takes_back_a_waiting_task_and_prints_its_state(stack: RunningStack, tmp_path: Path) -> None:
     # Given a task waiting for its upload
     ticket = requests.post(f"{stack.api_url}/uploads", json={"content_type": "image/png"}, timeout=10)
     task_id = ticket.json()["task_id"]
@@ -252,7 +252,7 @@ def test_cancel_takes_back_a_waiting_task_and_prints_its_state(stack: LocalStack
     assert (status["task_id"], status["state"]) == (task_id, "CANCELLED")
 
 
-def test_delete_removes_a_finished_task(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
+def test_delete_removes_a_finished_task(stack: RunningStack, photo: Path, tmp_path: Path) -> None:
     # Given a finished task
     task_id = upload_presigned(stack.api_url, photo.read_bytes())
     poll_until_final(stack.api_url, task_id)
@@ -273,7 +273,7 @@ def test_delete_removes_a_finished_task(stack: LocalStack, photo: Path, tmp_path
 
 
 def test_ctrl_c_cancels_the_task_it_created_exits_130_and_leaves_no_file(
-    slow_stack: LocalStack, photo: Path, tmp_path: Path
+    slow_stack: RunningStack, photo: Path, tmp_path: Path
 ) -> None:
     # Given generate running, past the upload, its task waiting for or inside the (slow) model
     generate = Generate("photo.png", "--api", slow_stack.api_url, cwd=tmp_path)
@@ -296,7 +296,7 @@ def test_ctrl_c_cancels_the_task_it_created_exits_130_and_leaves_no_file(
 
 
 def test_generate_stops_when_its_task_is_cancelled_elsewhere(
-    slow_stack: LocalStack, photo: Path, tmp_path: Path
+    slow_stack: RunningStack, photo: Path, tmp_path: Path
 ) -> None:
     # Given a script's generate waiting on its task
     generate = Generate("photo.png", "--api", slow_stack.api_url, "--json", cwd=tmp_path)
@@ -317,7 +317,7 @@ def test_generate_stops_when_its_task_is_cancelled_elsewhere(
 
 
 def test_a_submit_retried_after_a_lost_answer_reuses_its_key_and_makes_one_task(
-    stack: LocalStack, photo: Path, tmp_path: Path
+    stack: RunningStack, photo: Path, tmp_path: Path
 ) -> None:
     # Given the tasks so far, and a network between the CLI and the API that loses the answer to the first
     # submit (the API has created its task; the CLI's connection is reset)
@@ -389,7 +389,7 @@ class Generate:
         return self.process.stdout.read(), "".join(self.lines)
 
 
-def test_an_interrupted_download_removes_its_partial_file(stack: LocalStack, photo: Path, tmp_path: Path) -> None:
+def test_an_interrupted_download_removes_its_partial_file(stack: RunningStack, photo: Path, tmp_path: Path) -> None:
     # Given a finished task, and a download interrupted after its first chunk
     task_id = upload_presigned(stack.api_url, photo.read_bytes())
     poll_until_final(stack.api_url, task_id)
@@ -405,12 +405,12 @@ def test_an_interrupted_download_removes_its_partial_file(stack: LocalStack, pho
     assert list(out.iterdir()) == []
 
 
-def videos_of(stack: LocalStack, task_id: str) -> list[str]:
+def videos_of(stack: RunningStack, task_id: str) -> list[str]:
     listed = stack.client("s3").list_objects_v2(Bucket=stack.physical_name("MediaBucket"), Prefix=f"videos/{task_id}")
     return [item["Key"] for item in listed.get("Contents", [])]
 
 
-def count_tasks(stack: LocalStack) -> int:
+def count_tasks(stack: RunningStack) -> int:
     """The tasks in the table, leaving out the line's own items (line#..., adapters/tasks_table.py)."""
     count: int = stack.client("dynamodb").scan(
         TableName=stack.physical_name("TasksTable"),

@@ -18,7 +18,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.accounts import ANY_CODE, PASSWORD, Users, accounts_stack
 from tests.cli.test_cli import assert_one_error_line, environment, leyline_command
 from tests.imagefactory import encode, pattern
@@ -31,13 +31,13 @@ FORGED_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
 
 
 @pytest.fixture(scope="module")
-def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with accounts_stack(tmp_path_factory.mktemp("accounts-stack")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def users(accounts: LocalStack) -> Users:
+def users(accounts: RunningStack) -> Users:
     return Users(accounts.api_url)
 
 
@@ -56,7 +56,7 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
-def run(stack: LocalStack, home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(stack: RunningStack, home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """`leyline ARGS --api <stack>` with `home` as XDG_CONFIG_HOME and `stdin` piped in (a script's way)."""
     return subprocess.run(
         leyline_command(*args, "--api", stack.api_url),
@@ -69,7 +69,7 @@ def run(stack: LocalStack, home: Path, *args: str, stdin: str = "") -> subproces
     )
 
 
-def login(stack: LocalStack, home: Path, email: str, password: str = PASSWORD) -> None:
+def login(stack: RunningStack, home: Path, email: str, password: str = PASSWORD) -> None:
     signed = run(stack, home, "login", "--email", email, "--password-stdin", stdin=f"{password}\n")
     assert signed.returncode == 0, signed.stderr
 
@@ -78,12 +78,12 @@ def session_file(home: Path) -> Path:
     return home / "leyline" / "sessions.json"
 
 
-def stored_session(stack: LocalStack, home: Path) -> dict[str, Any]:
+def stored_session(stack: RunningStack, home: Path) -> dict[str, Any]:
     session: dict[str, Any] = json.loads(session_file(home).read_text())["sessions"][stack.api_url]
     return session
 
 
-def edit_session(stack: LocalStack, home: Path, **changes: Any) -> None:
+def edit_session(stack: RunningStack, home: Path, **changes: Any) -> None:
     """Changes the stored session as time (an access token's end) or another device would."""
     sessions = json.loads(session_file(home).read_text())
     sessions["sessions"][stack.api_url].update(changes)
@@ -91,7 +91,7 @@ def edit_session(stack: LocalStack, home: Path, **changes: Any) -> None:
 
 
 def test_a_person_signs_up_confirms_and_logs_in_at_a_terminal_without_the_password_showing(
-    accounts: LocalStack, home: Path
+    accounts: RunningStack, home: Path
 ) -> None:
     # Given a person at a terminal (a pseudo-terminal) who signs up: email, password, password again
     signup = Terminal(accounts, home, "signup")
@@ -125,7 +125,7 @@ def test_a_person_signs_up_confirms_and_logs_in_at_a_terminal_without_the_passwo
 
 
 def test_without_xdg_config_home_the_session_goes_to_dot_config(
-    accounts: LocalStack, users: Users, tmp_path: Path
+    accounts: RunningStack, users: Users, tmp_path: Path
 ) -> None:
     # Given a user, and a person whose environment has no XDG_CONFIG_HOME
     users.sign_up("grace@example.com")
@@ -148,7 +148,7 @@ def test_without_xdg_config_home_the_session_goes_to_dot_config(
 
 
 def test_generate_status_and_history_send_the_token(
-    accounts: LocalStack, users: Users, home: Path, photo: Path
+    accounts: RunningStack, users: Users, home: Path, photo: Path
 ) -> None:
     # Given a signed-in user
     users.sign_up("alan@example.com")
@@ -177,7 +177,7 @@ def test_generate_status_and_history_send_the_token(
 
 
 def test_generate_email_gets_the_signed_in_user_an_email_when_the_video_is_ready(
-    accounts: LocalStack, users: Users, home: Path, photo: Path
+    accounts: RunningStack, users: Users, home: Path, photo: Path
 ) -> None:
     # Given a signed-in user (sign-up confirmed: their address is verified)
     users.sign_up("hedy@example.com")
@@ -200,7 +200,7 @@ def test_generate_email_gets_the_signed_in_user_an_email_when_the_video_is_ready
     assert task_id in to_hedy[0]["body"]
 
 
-def test_history_pages_through_every_task_once_newest_first(accounts: LocalStack, users: Users, home: Path) -> None:
+def test_history_pages_through_every_task_once_newest_first(accounts: RunningStack, users: Users, home: Path) -> None:
     # Given a user with 25 tasks
     user = users.new_user("hopper@example.com")
     made = [
@@ -233,7 +233,7 @@ def test_history_pages_through_every_task_once_newest_first(accounts: LocalStack
 
 
 def test_an_access_token_near_its_end_is_refreshed_before_use_and_kept(
-    accounts: LocalStack, users: Users, home: Path
+    accounts: RunningStack, users: Users, home: Path
 ) -> None:
     # Given a signed-in user whose access token has run out (an hour went by)
     users.sign_up("lovelace@example.com")
@@ -253,7 +253,7 @@ def test_an_access_token_near_its_end_is_refreshed_before_use_and_kept(
 
 
 def test_an_access_token_the_api_refuses_is_refreshed_and_the_call_sent_again(
-    accounts: LocalStack, users: Users, home: Path
+    accounts: RunningStack, users: Users, home: Path
 ) -> None:
     # Given a signed-in user whose stored access token the gateway will refuse, though it looks fresh
     users.sign_up("turing@example.com")
@@ -269,7 +269,7 @@ def test_an_access_token_the_api_refuses_is_refreshed_and_the_call_sent_again(
     assert stored_session(accounts, home)["access_token"] != FORGED_TOKEN
 
 
-def test_another_users_task_is_unknown_to_the_cli(accounts: LocalStack, users: Users, home: Path) -> None:
+def test_another_users_task_is_unknown_to_the_cli(accounts: RunningStack, users: Users, home: Path) -> None:
     # Given a task of one user, and another user signed in
     owner = users.new_user("owner@example.com")
     task_id = requests.post(f"{accounts.api_url}/uploads", json={}, headers=owner.authorization, timeout=10).json()[
@@ -288,21 +288,21 @@ def test_another_users_task_is_unknown_to_the_cli(accounts: LocalStack, users: U
 
 
 # Each sets the scene for one run, with a user of its own (`email`), and gives the command to run.
-def _wrong_password(stack: LocalStack, users: Users, home: Path, email: str) -> list[str]:
+def _wrong_password(stack: RunningStack, users: Users, home: Path, email: str) -> list[str]:
     users.sign_up(email, "Another-password-99")  # the command is given PASSWORD
     return ["login", "--email", email, "--password-stdin"]
 
 
-def _unknown_email(stack: LocalStack, users: Users, home: Path, email: str) -> list[str]:
+def _unknown_email(stack: RunningStack, users: Users, home: Path, email: str) -> list[str]:
     return ["login", "--email", email, "--password-stdin"]
 
 
-def _unconfirmed(stack: LocalStack, users: Users, home: Path, email: str) -> list[str]:
+def _unconfirmed(stack: RunningStack, users: Users, home: Path, email: str) -> list[str]:
     users.sign_up(email, confirm=False)
     return ["login", "--email", email, "--password-stdin"]
 
 
-def _expired_session(stack: LocalStack, users: Users, home: Path, email: str) -> list[str]:
+def _expired_session(stack: RunningStack, users: Users, home: Path, email: str) -> list[str]:
     # Signed in here, then signed out everywhere from another device, once this access token has run out.
     elsewhere = users.new_user(email)
     login(stack, home, email)
@@ -311,11 +311,11 @@ def _expired_session(stack: LocalStack, users: Users, home: Path, email: str) ->
     return ["status", UNKNOWN_TASK]
 
 
-def _not_signed_in(stack: LocalStack, users: Users, home: Path, email: str) -> list[str]:
+def _not_signed_in(stack: RunningStack, users: Users, home: Path, email: str) -> list[str]:
     return ["history"]
 
 
-def _email_taken(stack: LocalStack, users: Users, home: Path, email: str) -> list[str]:
+def _email_taken(stack: RunningStack, users: Users, home: Path, email: str) -> list[str]:
     users.sign_up(email)
     return ["signup", "--email", email, "--password-stdin"]
 
@@ -334,7 +334,7 @@ def _email_taken(stack: LocalStack, users: Users, home: Path, email: str) -> lis
 )
 @pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
 def test_each_account_failure_is_one_sentence_and_its_own_exit_code(
-    accounts: LocalStack,
+    accounts: RunningStack,
     users: Users,
     tmp_path: Path,
     given: Any,
@@ -360,7 +360,7 @@ def test_each_account_failure_is_one_sentence_and_its_own_exit_code(
         assert answer.stdout == ""
 
 
-def test_logout_signs_out_everywhere_and_forgets_the_session(accounts: LocalStack, users: Users, home: Path) -> None:
+def test_logout_signs_out_everywhere_and_forgets_the_session(accounts: RunningStack, users: Users, home: Path) -> None:
     # Given a signed-in user
     users.sign_up("logout@example.com")
     login(accounts, home, "logout@example.com")
@@ -383,7 +383,7 @@ def test_logout_signs_out_everywhere_and_forgets_the_session(accounts: LocalStac
     assert (again.returncode, again.stdout) == (0, f"not signed in to {accounts.api_url}\n")
 
 
-def test_an_open_api_has_nothing_to_sign_in_to(stack: LocalStack, home: Path, photo: Path) -> None:
+def test_an_open_api_has_nothing_to_sign_in_to(stack: RunningStack, home: Path, photo: Path) -> None:
     # Given the stack in open mode (its default)
     # When a person tries to log in or list a history
     for args in (["login", "--email", "ada@example.com", "--password-stdin"], ["history"]):
@@ -403,7 +403,7 @@ def test_an_open_api_has_nothing_to_sign_in_to(stack: LocalStack, home: Path, ph
 class Terminal:
     """The CLI on a pseudo-terminal, as a person runs it: what they type is echoed unless the CLI turns echo off."""
 
-    def __init__(self, stack: LocalStack, home: Path, *args: str) -> None:
+    def __init__(self, stack: RunningStack, home: Path, *args: str) -> None:
         self._master, slave = pty.openpty()
         # A session of its own: its terminal is this pty (stdin), never the one running the tests.
         self.process = subprocess.Popen(

@@ -39,3 +39,11 @@ def test_the_backend_and_its_account_come_from_the_environment():
 def test_an_unknown_backend_is_refused_before_anything_starts():
     with pytest.raises(BackendError, match="LEYLINE_BACKEND"), running_backend(BackendConfig("docker")):
         pass
+
+
+def test_the_test_helper_does_not_take_the_backend_s_name():
+    # Given the test support module; Then its stack runner is not named after the LocalStack product
+    import infra.testing
+
+    assert not hasattr(infra.testing, "LocalStack")
+    assert infra.testing.RunningStack.__name__ == "RunningStack"

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 
 # Starts a local stack (`python -m infra`, with a worker process per function) over real HTTP.
 pytestmark = pytest.mark.integration
@@ -26,8 +26,8 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(template=FIXTURES / "template.yaml", log_dir=tmp_path_factory.mktemp("fixture-stack")) as stack:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with RunningStack(template=FIXTURES / "template.yaml", log_dir=tmp_path_factory.mktemp("fixture-stack")) as stack:
         yield stack
 
 
@@ -42,7 +42,7 @@ def eventually(check: Callable[[], T | None], timeout: float = 10.0) -> T:
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def records(stack: LocalStack, function: str) -> list[dict[str, Any]]:
+def records(stack: RunningStack, function: str) -> list[dict[str, Any]]:
     """SQS records the fixture handlers stored in RecordsTable."""
     items = stack.client("dynamodb").scan(TableName=stack.physical_name("RecordsTable"))["Items"]
     return [json.loads(item["record"]["S"]) for item in items if item["function"]["S"] == function]

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_product_stack_starts_serves_and_stops_cleanly(tmp_path: Path):
-    stack = LocalStack(env={"LEYLINE_MODEL_SECONDS": "1"}, log_dir=tmp_path)
+    stack = RunningStack(env={"LEYLINE_MODEL_SECONDS": "1"}, log_dir=tmp_path)
     with stack:
         # Given the stack of template.yaml is ready, Then every function has a warm worker
         for logical_id in stack.stack.functions:
@@ -39,7 +39,7 @@ def test_the_product_stack_starts_serves_and_stops_cleanly(tmp_path: Path):
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 def test_on_a_port_other_than_8080_the_page_origin_may_call_the_api_and_upload(tmp_path: Path, host: str):
     # Given a stack on a free port (never 8080) started as a user would: CorsAllowedOrigins not set
-    stack = LocalStack(log_dir=tmp_path)
+    stack = RunningStack(log_dir=tmp_path)
     assert stack.api_port != 8080
     assert "LEYLINE_PARAMETER_OVERRIDES" not in stack.env
     origin = f"http://{host}:{stack.api_port}"

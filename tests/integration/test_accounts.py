@@ -15,7 +15,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.accounts import User, Users, accounts_stack
 
 pytestmark = pytest.mark.integration
@@ -25,13 +25,13 @@ UNAUTHORIZED = {"message": "Unauthorized"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with accounts_stack(tmp_path_factory.mktemp("accounts-stack")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def users(stack: LocalStack) -> Users:
+def users(stack: RunningStack) -> Users:
     return Users(stack.api_url)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.integration.polling import poll_until_final
 
 pytestmark = pytest.mark.integration
@@ -23,18 +23,18 @@ EXAMPLE = (Path(__file__).parents[2] / "examples" / "image.png").read_bytes()
 PNG = {"content_type": "image/png"}
 
 
-def tasks_in_table(stack: LocalStack) -> set[str]:
+def tasks_in_table(stack: RunningStack) -> set[str]:
     table = stack.physical_name("TasksTable")
     pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=table)
     return {item["task_id"]["S"] for page in pages for item in page["Items"]}
 
 
-def submit(stack: LocalStack, key: str, body: dict[str, Any] | None = None) -> requests.Response:
+def submit(stack: RunningStack, key: str, body: dict[str, Any] | None = None) -> requests.Response:
     headers = {"Idempotency-Key": key}
     return requests.post(f"{stack.api_url}/uploads", json=PNG if body is None else body, headers=headers, timeout=10)
 
 
-def form(stack: LocalStack, key: str, image: bytes = EXAMPLE, name: str = "photo.png") -> requests.Response:
+def form(stack: RunningStack, key: str, image: bytes = EXAMPLE, name: str = "photo.png") -> requests.Response:
     files = {"image": (name, image)}
     return requests.post(f"{stack.api_url}/upload", files=files, headers={"Idempotency-Key": key}, timeout=10)
 
@@ -130,7 +130,7 @@ def test_the_same_key_from_another_client_is_another_request(stack):
     assert theirs != mine
 
 
-def _concurrently(stack: LocalStack, k: str, clients: int) -> list[requests.Response]:
+def _concurrently(stack: RunningStack, k: str, clients: int) -> list[requests.Response]:
     start = threading.Barrier(clients)
     answers: list[requests.Response] = []
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from leyline.models import parse_iso
 from tests import imagefactory
 from tests.integration.polling import status, upload_presigned
@@ -28,24 +28,24 @@ FINAL = {"SUCCESS", "FAILURE", "CANCELLED"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with local_stack(tmp_path_factory.mktemp("lifecycle-stack"), str(MODEL_SECONDS)) as running:
         yield running
 
 
-def cancel(stack: LocalStack, task_id: str) -> requests.Response:
+def cancel(stack: RunningStack, task_id: str) -> requests.Response:
     return requests.post(f"{stack.api_url}/tasks/{task_id}/cancel", timeout=10)
 
 
-def delete(stack: LocalStack, task_id: str) -> requests.Response:
+def delete(stack: RunningStack, task_id: str) -> requests.Response:
     return requests.delete(f"{stack.api_url}/tasks/{task_id}", timeout=10)
 
 
-def state_of(stack: LocalStack, task_id: str) -> dict[str, Any]:
+def state_of(stack: RunningStack, task_id: str) -> dict[str, Any]:
     return status(stack.api_url, task_id)
 
 
-def wait_for(stack: LocalStack, task_id: str, states: set[str], *, timeout: float = 60) -> dict[str, Any]:
+def wait_for(stack: RunningStack, task_id: str, states: set[str], *, timeout: float = 60) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
         current = state_of(stack, task_id)
         return current if current["state"] in states else None
@@ -53,7 +53,7 @@ def wait_for(stack: LocalStack, task_id: str, states: set[str], *, timeout: floa
     return eventually(reached, timeout=timeout, every=0.05, what=f"{task_id} in {states}")
 
 
-def objects_of(stack: LocalStack, task_id: str) -> list[str]:
+def objects_of(stack: RunningStack, task_id: str) -> list[str]:
     s3 = stack.client("s3")
     listed = s3.list_objects_v2(Bucket=stack.physical_name("MediaBucket"))
     return [item["Key"] for item in listed.get("Contents", []) if task_id in item["Key"]]

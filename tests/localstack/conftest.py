@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.stack import local_stack
 
 
 @pytest.fixture(scope="session")
-def localstack_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def localstack_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """The product on the LocalStack backend, its model shortened to 1 s through the environment."""
     with local_stack(tmp_path_factory.mktemp("localstack-backend"), backend="localstack") as running:
         yield running

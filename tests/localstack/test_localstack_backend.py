@@ -14,7 +14,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from leyline.adapters.media_store import MediaStore
 from tests import imagefactory
 from tests.integration.polling import poll_until_final, status
@@ -58,15 +58,15 @@ def _origin(url: str) -> str:
 
 
 # ---- the presigned POST, refused by S3 itself -------------------------------------------------
-def _too_big(stack: LocalStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
+def _too_big(stack: RunningStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
     return dict(ticket["upload"]["fields"]), b"\0" * (ticket["max_bytes"] + 1), ticket["upload"]["url"]
 
 
-def _other_content_type(stack: LocalStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
+def _other_content_type(stack: RunningStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
     return {**ticket["upload"]["fields"], "Content-Type": "text/html"}, imagefactory.png(), ticket["upload"]["url"]
 
 
-def _other_key(stack: LocalStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
+def _other_key(stack: RunningStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
     # Another task's pending upload, with this task's form: taking it over
     victim = create_ticket(stack.api_url)
     ticket["victim"] = victim["task_id"]
@@ -74,7 +74,7 @@ def _other_key(stack: LocalStack, ticket: dict[str, Any]) -> tuple[dict[str, str
     return fields, imagefactory.png(), ticket["upload"]["url"]
 
 
-def _expired(stack: LocalStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
+def _expired(stack: RunningStack, ticket: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
     # The product's own form (its S3 adapter, as the API signs it) for this task's key, valid for 1 s
     s3 = stack.client("s3", config=Config(signature_version="s3v4"))
     media = MediaStore(stack.physical_name("MediaBucket"), client=s3)
@@ -84,7 +84,7 @@ def _expired(stack: LocalStack, ticket: dict[str, Any]) -> tuple[dict[str, str],
     return dict(form.fields), imagefactory.png(), form.url
 
 
-REFUSALS: dict[str, tuple[Callable[[LocalStack, dict[str, Any]], tuple[dict[str, str], bytes, str]], int, str]] = {
+REFUSALS: dict[str, tuple[Callable[[RunningStack, dict[str, Any]], tuple[dict[str, str], bytes, str]], int, str]] = {
     "over-max-bytes": (_too_big, 400, "EntityTooLarge"),
     "other-content-type": (_other_content_type, 403, "Policy Condition failed"),
     "other-key": (_other_key, 403, "Policy Condition failed"),
@@ -134,7 +134,7 @@ def test_s3_itself_refuses_an_upload_outside_the_policy_and_the_task_never_advan
 
 
 # ---- every resource of the template -----------------------------------------------------------
-def _bucket(stack: LocalStack, logical_id: str) -> None:
+def _bucket(stack: RunningStack, logical_id: str) -> None:
     name = stack.physical_name(logical_id)
     s3 = stack.client("s3")
     s3.head_bucket(Bucket=name)
@@ -149,14 +149,14 @@ def _bucket(stack: LocalStack, logical_id: str) -> None:
         moto_s3.head_bucket(Bucket=name)
 
 
-def _bucket_policy(stack: LocalStack, logical_id: str) -> None:
+def _bucket_policy(stack: RunningStack, logical_id: str) -> None:
     # As declared, the TLS-only Deny included (left out on moto, which misapplies it)
     declared = stack.stack.properties(logical_id)
     policy = json.loads(stack.client("s3").get_bucket_policy(Bucket=declared["Bucket"])["Policy"])
     assert policy["Statement"] == declared["PolicyDocument"]["Statement"]
 
 
-def _rule(stack: LocalStack, logical_id: str) -> None:
+def _rule(stack: RunningStack, logical_id: str) -> None:
     events = stack.client("events")
     name = stack.physical_name(logical_id)
     properties = stack.stack.properties(logical_id)
@@ -166,17 +166,17 @@ def _rule(stack: LocalStack, logical_id: str) -> None:
     assert sorted(t["Arn"] for t in targets) == sorted(t["Arn"] for t in properties["Targets"])
 
 
-def _event_bus(stack: LocalStack, logical_id: str) -> None:
+def _event_bus(stack: RunningStack, logical_id: str) -> None:
     name = stack.physical_name(logical_id)
     assert stack.client("events").describe_event_bus(Name=name)["Name"] == name
 
 
-def _secret(stack: LocalStack, logical_id: str) -> None:
+def _secret(stack: RunningStack, logical_id: str) -> None:
     secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.physical_name(logical_id))
     assert secret["SecretString"]
 
 
-def _queue(stack: LocalStack, logical_id: str) -> None:
+def _queue(stack: RunningStack, logical_id: str) -> None:
     sqs = stack.client("sqs")
     url = sqs.get_queue_url(QueueName=stack.physical_name(logical_id))["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -189,7 +189,7 @@ def _queue(stack: LocalStack, logical_id: str) -> None:
         assert int(redrive["maxReceiveCount"]) == int(declared["RedrivePolicy"]["maxReceiveCount"])
 
 
-def _queue_policy(stack: LocalStack, logical_id: str) -> None:
+def _queue_policy(stack: RunningStack, logical_id: str) -> None:
     sqs = stack.client("sqs")
     for url in stack.stack.properties(logical_id)["Queues"]:
         name = url.rsplit("/", 1)[1]
@@ -197,30 +197,30 @@ def _queue_policy(stack: LocalStack, logical_id: str) -> None:
         assert sqs.get_queue_attributes(QueueUrl=real_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
 
 
-def _table(stack: LocalStack, logical_id: str) -> None:
+def _table(stack: RunningStack, logical_id: str) -> None:
     table = stack.client("dynamodb").describe_table(TableName=stack.physical_name(logical_id))["Table"]
     assert table["TableStatus"] == "ACTIVE"
 
 
-def _alarm(stack: LocalStack, logical_id: str) -> None:
+def _alarm(stack: RunningStack, logical_id: str) -> None:
     name = stack.physical_name(logical_id)
     assert stack.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
 
 
-def _function(stack: LocalStack, logical_id: str) -> None:
+def _function(stack: RunningStack, logical_id: str) -> None:
     assert stack.worker_pids(logical_id), f"{logical_id} has no worker"
 
 
-def _http_api(stack: LocalStack, _logical_id: str) -> None:
+def _http_api(stack: RunningStack, _logical_id: str) -> None:
     assert requests.get(f"{stack.api_url}/openapi.json", timeout=10).status_code == 200
 
 
-def _layer(stack: LocalStack, logical_id: str) -> None:
+def _layer(stack: RunningStack, logical_id: str) -> None:
     # A layer's packages are installed in the local runtime's environment: its functions import them
     assert any(logical_id in spec.layers for spec in stack.stack.functions.values())
 
 
-CHECKS: dict[str, Callable[[LocalStack, str], None]] = {
+CHECKS: dict[str, Callable[[RunningStack, str], None]] = {
     "AWS::S3::Bucket": _bucket,
     "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::Events::Rule": _rule,

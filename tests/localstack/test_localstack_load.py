@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests import imagefactory
 from tests.integration.polling import upload_presigned
 from tests.localstack.support import LOCALSTACK_TIER
@@ -27,7 +27,7 @@ SECONDS_PER_TASK_BOUND = 6.0  # a 1 s model plus everything around it: a functio
 
 @dataclass
 class Burst:
-    stack: LocalStack
+    stack: RunningStack
     ids: list[str]
     final: dict[str, dict[str, Any]]
     sampler: Sampler
@@ -37,7 +37,7 @@ class Burst:
 
 
 @pytest.fixture(scope="module")
-def burst(localstack_stack: LocalStack) -> Burst:
+def burst(localstack_stack: RunningStack) -> Burst:
     """Given the product on LocalStack with a 1 s model, When 20 presigned uploads start at the same moment and
     every task's status is sampled round after round until all are final."""
     image = imagefactory.png()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.accounts import User, Users, accounts_stack
 from tests.stack import local_stack
 
@@ -25,18 +25,18 @@ FINAL = ("SUCCESS", "FAILURE", "CANCELLED")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with accounts_stack(tmp_path_factory.mktemp("email-stack")) as running:
         yield running
 
 
-def sent_mail(stack: LocalStack) -> list[dict[str, Any]]:
+def sent_mail(stack: RunningStack) -> list[dict[str, Any]]:
     """Every message moto's SES recorded as sent on the stack's AWS endpoint."""
     data = requests.get(f"{stack.aws_endpoint}/moto-api/data.json", timeout=10).json()
     return list(data.get("ses", {}).get("Message", []))
 
 
-def submit(stack: LocalStack, user: User, **fields: str) -> str:
+def submit(stack: RunningStack, user: User, **fields: str) -> str:
     """The original API's form upload, signed in, with the page's form fields (e.g. the checkbox)."""
     response = requests.post(
         f"{stack.api_url}/upload",
@@ -49,7 +49,7 @@ def submit(stack: LocalStack, user: User, **fields: str) -> str:
     return str(response.json()["task_id"])
 
 
-def until_final(stack: LocalStack, user: User, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
+def until_final(stack: RunningStack, user: User, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status: dict[str, Any] = requests.get(
@@ -61,7 +61,7 @@ def until_final(stack: LocalStack, user: User, task_id: str, timeout: float = 60
     raise AssertionError(f"task {task_id} did not end within {timeout} s")
 
 
-def mail_to(stack: LocalStack, address: str, timeout: float = 20.0) -> dict[str, Any]:
+def mail_to(stack: RunningStack, address: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = [mail for mail in sent_mail(stack) if address in mail["destinations"]["ToAddresses"]]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests import imagefactory
 from tests.integration.polling import poll_until_final, status
 from tests.notifications.receiver import Receiver, receiver
@@ -31,7 +31,7 @@ def hooks() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with local_stack(
         tmp_path_factory.mktemp("ssrf-stack"),
         "4",
@@ -40,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
 
 
-def operator_queue(stack: LocalStack) -> str:
+def operator_queue(stack: RunningStack) -> str:
     """An operator's rule on the task bus into a FIFO queue of theirs (the documented integration point)."""
     sqs, events = stack.client("sqs"), stack.client("events")
     queue = sqs.create_queue(
@@ -55,7 +55,7 @@ def operator_queue(stack: LocalStack) -> str:
     return str(queue)
 
 
-def drain(stack: LocalStack, queue: str) -> list[dict[str, Any]]:
+def drain(stack: RunningStack, queue: str) -> list[dict[str, Any]]:
     sqs, seen = stack.client("sqs"), list[dict[str, Any]]()
     while True:
         batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
@@ -80,13 +80,13 @@ def drain(stack: LocalStack, queue: str) -> list[dict[str, Any]]:
         "not a url",
     ],
 )
-def test_a_private_or_plain_http_target_is_refused_at_submit(stack: LocalStack, url: str) -> None:
+def test_a_private_or_plain_http_target_is_refused_at_submit(stack: RunningStack, url: str) -> None:
     response = requests.post(f"{stack.api_url}/uploads", json={"webhook_url": url}, timeout=10)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "INVALID_WEBHOOK_URL"
 
 
-def test_the_form_upload_refuses_one_too(stack: LocalStack, hooks: Receiver) -> None:
+def test_the_form_upload_refuses_one_too(stack: RunningStack, hooks: Receiver) -> None:
     response = requests.post(
         f"{stack.api_url}/upload",
         files={"image": ("a.png", imagefactory.png())},
@@ -98,7 +98,7 @@ def test_the_form_upload_refuses_one_too(stack: LocalStack, hooks: Receiver) -> 
 
 
 def test_a_target_that_resolves_to_loopback_at_delivery_is_refused_and_dead_lettered(
-    stack: LocalStack, hooks: Receiver
+    stack: RunningStack, hooks: Receiver
 ) -> None:
     # Given a task whose webhook was public at submit
     ticket = requests.post(
@@ -134,7 +134,7 @@ def test_a_target_that_resolves_to_loopback_at_delivery_is_refused_and_dead_lett
     assert eventually(lambda: messages_in(stack, "WebhookDeadLetterQueue") >= 1, timeout=10, what="dead letter")
 
 
-def test_a_killed_processor_loses_no_task_event_and_adds_none(stack: LocalStack) -> None:
+def test_a_killed_processor_loses_no_task_event_and_adds_none(stack: RunningStack) -> None:
     # Given an operator's rule on the bus, and a task in the model
     queue = operator_queue(stack)
     ticket = requests.post(f"{stack.api_url}/uploads", json={"content_type": "image/png"}, timeout=10).json()

@@ -14,7 +14,7 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests import imagefactory
 from tests.integration.polling import poll_until_final, upload_presigned
 from tests.notifications.receiver import Receiver, receiver
@@ -34,7 +34,7 @@ def hooks() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """The local stack as it starts by default (WebhookAllowPrivateTargets on), retries 1 s apart."""
     with local_stack(
         tmp_path_factory.mktemp("webhooks-stack"),
@@ -44,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
 
 
-def submit(stack: LocalStack, webhook_url: str, events: list[str] | None = None) -> str:
+def submit(stack: RunningStack, webhook_url: str, events: list[str] | None = None) -> str:
     body: dict[str, Any] = {"content_type": "image/png", "webhook_url": webhook_url}
     if events is not None:
         body["webhook_events"] = events
@@ -56,13 +56,15 @@ def submit(stack: LocalStack, webhook_url: str, events: list[str] | None = None)
     return str(ticket.json()["task_id"])
 
 
-def attempts(stack: LocalStack, task_id: str) -> list[dict[str, Any]]:
+def attempts(stack: RunningStack, task_id: str) -> list[dict[str, Any]]:
     response = requests.get(f"{stack.api_url}/tasks/{task_id}/deliveries", timeout=10)
     assert response.status_code == 200, response.text
     return list(response.json()["attempts"])
 
 
-def test_each_requested_event_arrives_signed_and_verifiable_with_the_secret(stack: LocalStack, hooks: Receiver) -> None:
+def test_each_requested_event_arrives_signed_and_verifiable_with_the_secret(
+    stack: RunningStack, hooks: Receiver
+) -> None:
     # Given a task that asked for every event
     url = hooks.script("/every")
     task_id = submit(stack, url, ["started", "succeeded", "failed", "cancelled"])
@@ -82,7 +84,7 @@ def test_each_requested_event_arrives_signed_and_verifiable_with_the_secret(stac
         Webhook(base64.b64encode(b"another key of thirty-two bytes!").decode()).verify(got[0].body, got[0].headers)
 
 
-def test_by_default_only_the_final_event_is_sent(stack: LocalStack, hooks: Receiver) -> None:
+def test_by_default_only_the_final_event_is_sent(stack: RunningStack, hooks: Receiver) -> None:
     # Given a task that names no events (the form upload, with a webhook_url field)
     url = hooks.script("/final")
     response = requests.post(
@@ -97,7 +99,7 @@ def test_by_default_only_the_final_event_is_sent(stack: LocalStack, hooks: Recei
     assert [json.loads(r.body)["type"] for r in hooks.to("/final")] == ["task.succeeded"]
 
 
-def test_500_twice_then_200_is_three_attempts_with_one_webhook_id(stack: LocalStack, hooks: Receiver) -> None:
+def test_500_twice_then_200_is_three_attempts_with_one_webhook_id(stack: RunningStack, hooks: Receiver) -> None:
     # Given a receiver that answers 500, 500, then 200
     url = hooks.script("/flaky", (500, 0), (500, 0), (200, 0))
     task_id = submit(stack, url)
@@ -119,7 +121,7 @@ def test_500_twice_then_200_is_three_attempts_with_one_webhook_id(stack: LocalSt
     assert log[2]["next_retry_at"] is None
 
 
-def test_410_stops_at_once(stack: LocalStack, hooks: Receiver) -> None:
+def test_410_stops_at_once(stack: RunningStack, hooks: Receiver) -> None:
     url = hooks.script("/gone", (410, 0))
     task_id = submit(stack, url)
     poll_until_final(stack.api_url, task_id)
@@ -129,7 +131,7 @@ def test_410_stops_at_once(stack: LocalStack, hooks: Receiver) -> None:
     assert [(a["status"], a["outcome"]) for a in attempts(stack, task_id)] == [(410, "gone")]
 
 
-def test_a_receiver_that_takes_12_s_is_timed_out_and_retried(stack: LocalStack, hooks: Receiver) -> None:
+def test_a_receiver_that_takes_12_s_is_timed_out_and_retried(stack: RunningStack, hooks: Receiver) -> None:
     url = hooks.script("/slow", (200, 12.0), (200, 0))
     task_id = submit(stack, url)
     poll_until_final(stack.api_url, task_id)
@@ -141,7 +143,7 @@ def test_a_receiver_that_takes_12_s_is_timed_out_and_retried(stack: LocalStack, 
     assert (log[1]["status"], log[1]["outcome"]) == (200, "delivered")
 
 
-def test_events_on_the_bus_come_once_per_transition_in_order(stack: LocalStack, hooks: Receiver) -> None:
+def test_events_on_the_bus_come_once_per_transition_in_order(stack: RunningStack, hooks: Receiver) -> None:
     # Given an operator's rule on the task bus, into a FIFO queue of theirs
     sqs, events = stack.client("sqs"), stack.client("events")
     queue = sqs.create_queue(

@@ -10,18 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.stack import local_stack
 
 
 @pytest.fixture(scope="package")
-def fault_stack_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def fault_stack_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with local_stack(tmp_path_factory.mktemp("fault-stack"), faults=True) as running:
         yield running
 
 
 @pytest.fixture
-def fault_stack(fault_stack_running: LocalStack) -> Iterator[LocalStack]:
+def fault_stack(fault_stack_running: RunningStack) -> Iterator[RunningStack]:
     """The fault stack with no fault armed and its request counts at zero, before and after the test."""
     fault_stack_running.clear_faults()
     yield fault_stack_running

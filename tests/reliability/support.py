@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.integration.polling import FINAL_STATES, status
 
 T = TypeVar("T")
@@ -121,7 +121,7 @@ class Timeline:
 
 
 # ---- what the stack did --------------------------------------------------------------------------
-def log_records(stack: LocalStack, *, source: str | None = None) -> list[dict[str, Any]]:
+def log_records(stack: RunningStack, *, source: str | None = None) -> list[dict[str, Any]]:
     """The functions' structured (JSON) log lines, each with its `source` (the function's logical id)."""
     found = []
     for line in stack.log_text().splitlines():
@@ -135,17 +135,17 @@ def log_records(stack: LocalStack, *, source: str | None = None) -> list[dict[st
     return found
 
 
-def task_log(stack: LocalStack, task_id: str, message: str, *, source: str | None = None) -> list[dict[str, Any]]:
+def task_log(stack: RunningStack, task_id: str, message: str, *, source: str | None = None) -> list[dict[str, Any]]:
     return [r for r in log_records(stack, source=source) if r.get("task_id") == task_id and r.get("message") == message]
 
 
-def video_keys(stack: LocalStack) -> list[str]:
+def video_keys(stack: RunningStack) -> list[str]:
     s3 = stack.client("s3")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.physical_name("MediaBucket"), Prefix="videos/")
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-def messages_in(stack: LocalStack, queue_logical_id: str) -> int:
+def messages_in(stack: RunningStack, queue_logical_id: str) -> int:
     """Messages a queue holds, visible, in flight or delayed."""
     attributes = stack.client("sqs").get_queue_attributes(
         QueueUrl=stack.queue_url(queue_logical_id),
@@ -158,7 +158,7 @@ def messages_in(stack: LocalStack, queue_logical_id: str) -> int:
     return sum(int(value) for value in attributes.values())
 
 
-def processor_timeout(stack: LocalStack) -> int:
+def processor_timeout(stack: RunningStack) -> int:
     """ProcessorFunction's Timeout, as the template declares it."""
     return stack.stack.functions["ProcessorFunction"].timeout_seconds
 

@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.testing import LocalStack, LocalStackError
+from infra.testing import RunningStack, RunningStackError
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceededException"
 ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
-def through_proxy(stack: LocalStack, service: str):
+def through_proxy(stack: RunningStack, service: str):
     """A client of `service` that talks to the fault proxy, as the functions do, without SDK retries."""
     return stack.session.client(service, endpoint_url=stack.faults_endpoint, config=ONE_ATTEMPT)  # type: ignore[call-overload]
 
@@ -117,17 +117,17 @@ def test_match_narrows_a_fault_to_requests_that_contain_every_given_text(fault_s
     ],
 )
 def test_the_control_api_refuses_a_malformed_fault(fault_stack, spec):
-    with pytest.raises(LocalStackError, match="fault proxy refused POST"):
+    with pytest.raises(RunningStackError, match="fault proxy refused POST"):
         fault_stack._faults("POST", spec)
     assert fault_stack.fault_hits() == []
 
 
 def test_a_stack_without_the_proxy_has_no_fault_api(tmp_path):
     # Given a stack made without faults=True (not even started), Then asking it for faults says how to get them
-    plain = LocalStack(log_dir=tmp_path)
+    plain = RunningStack(log_dir=tmp_path)
     assert plain.faults_url is None
     assert "LEYLINE_FUNCTIONS_AWS_ENDPOINT" not in plain.env
-    with pytest.raises(LocalStackError, match="faults=True"):
+    with pytest.raises(RunningStackError, match="faults=True"):
         plain.inject_fault("s3", "GetObject")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests import imagefactory
 from tests.integration.polling import FINAL_STATES, status, upload_presigned
 from tests.reliability.support import FINISHED_LOG, eventually, log_records, messages_in, now_utc, video_keys, when
@@ -121,7 +121,7 @@ class Pollers:
 class Burst:
     """What one run of the scenario left behind, for the tests below to judge."""
 
-    stack: LocalStack
+    stack: RunningStack
     ids: list[str]
     final: dict[str, dict[str, Any]]
     sampler: Sampler

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infra.testing import LocalStack
+from infra.testing import RunningStack
 from tests.stack import local_stack
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ MAX_EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
-def fuzzed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def fuzzed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     # Every POST /uploads that passes creates a PENDING task: lift the per-client cap for this stack only.
     overrides = {"MaxWaitingTasksPerClient": "10000"}
     with local_stack(tmp_path_factory.mktemp("fuzzed-stack"), parameter_overrides=overrides) as running:
