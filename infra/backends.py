@@ -111,6 +111,7 @@ def start_moto(port: int) -> ThreadedMotoServer:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

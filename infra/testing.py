@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from typing import IO, Any
 
 import boto3
 
-from infra.backends import Endpoints
+from infra.backends import Endpoints, free_port
 from infra.sam_env import STACK_FILE
 from infra.settings import FAKE_CREDENTIALS, READY_MARKER, REGION, REPO_ROOT, Settings
 from infra.template import Stack
@@ -38,14 +37,6 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.
 
 class RunningStackError(RuntimeError):
     """The local stack did not start, did not stop cleanly, or left workers behind."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RunningStack:
