@@ -85,7 +85,7 @@ up: $(VENV)/.local-installed $(if $(filter localstack,$(LEYLINE_BACKEND)),$(LOCA
 sam-env: $(VENV)/.local-installed ## print the --env-vars JSON of `sam local invoke` for the running local stack
 	@$(PY) -m infra sam-env
 
-test: lint typecheck $(CHROMIUM) $(LOCALSTACK_VENV)/.installed ## run every check: lint, types, template checks, unit, handler, integration and browser tests
+test: lint typecheck $(CHROMIUM) $(LOCALSTACK_VENV)/.installed $(SAM_VENV)/.installed ## run every check: lint, types, template checks, unit, handler, integration and browser tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## ruff (lint + format), cfn-lint and checkov
@@ -102,7 +102,7 @@ typecheck: $(VENV)/.dev-installed ## mypy over functions, infra, tests
 unit: $(VENV)/.dev-installed ## fast tests (< 30 s) that start no process: logic on fakes, handlers and provisioning on moto's in-process mock
 	$(PY) -m pytest -m "not integration and not slow" -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)
 
-integration: $(VENV)/.dev-installed $(CHROMIUM) $(LOCALSTACK_VENV)/.installed ## all that unit leaves out: local stacks, subprocesses, forks, browser, and the slow tests
+integration: $(VENV)/.dev-installed $(CHROMIUM) $(LOCALSTACK_VENV)/.installed $(SAM_VENV)/.installed ## all that unit leaves out: local stacks, subprocesses, forks, browser, and the slow tests
 	$(PY) -m pytest -m "integration or slow" $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed $(SAM_VENV)/.installed $(LOCALSTACK_VENV)/.installed ## rerun the benchmarks and rewrite docs/benchmarks.md (BENCH_ARGS=--quick for fewer samples)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from infra.backends import MOTO_ONLY_SERVICES, Endpoints
 from infra.runtime import worker_environment
 from infra.template import load_stack
 from tests.security.sam import transformed_template
@@ -285,6 +286,41 @@ def test_parameters_and_outputs(template):
     assert template["Parameters"]["ModelSeconds"]["Default"] == 30
     assert "MaxUploadBytes" in template["Parameters"]
     assert {"ApiUrl", "MediaBucketName", "TasksTableName"} <= set(template["Outputs"])
+
+
+_ENDPOINT_VARIABLE = {"Fn::If": ["LocalEndpointGiven", {"Ref": "LocalEndpointUrl"}, {"Ref": "AWS::NoValue"}]}
+
+
+def test_every_endpoint_variable_a_local_backend_sets_is_declared_for_every_function_and_absent_on_aws(template):
+    # Given every AWS endpoint variable a backend of the local stack may set, which sam-env prints for
+    # `sam local invoke --env-vars` (SAM sets only the variables the template declares)
+    every_backend = Endpoints("http://127.0.0.1:4566", dict.fromkeys(MOTO_ONLY_SERVICES, "http://127.0.0.1:5000"))
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    # Then each is declared for every function, present only when LocalEndpointUrl is given, which it is not on AWS
+    for name in every_backend.environment():
+        assert variables.get(name) == _ENDPOINT_VARIABLE, name
+    assert template["Parameters"]["LocalEndpointUrl"]["Default"] == ""
+    given = {"Fn::Not": [{"Fn::Equals": [{"Ref": "LocalEndpointUrl"}, ""]}]}
+    assert template["Conditions"]["LocalEndpointGiven"] == given
+
+
+def test_deployed_functions_have_no_endpoint_variable_unless_local_endpoint_url_is_given():
+    # Given what CloudFormation deploys with the defaults, and with LocalEndpointUrl given
+    deployed = resources_of_type(transformed_template(), "AWS::Lambda::Function")
+    pointed = resources_of_type(transformed_template(LocalEndpointUrl="http://emulator:4566"), "AWS::Lambda::Function")
+
+    # Then by default no function has any AWS_ENDPOINT_URL* variable: its SDK calls AWS's own endpoints
+    for logical_id, function in deployed.items():
+        names = function["Properties"]["Environment"]["Variables"]
+        assert not [name for name in names if name.startswith("AWS_ENDPOINT_URL")], logical_id
+    # And with it given, every function's endpoint variables are that parameter
+    for logical_id, function in pointed.items():
+        endpoints = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if "ENDPOINT" in k}
+        assert list(endpoints.values()) == [{"Ref": "LocalEndpointUrl"}] * (1 + len(MOTO_ONLY_SERVICES)), logical_id
+    # And the local stack reads the template alike: its functions get the endpoints from the runtime only
+    for spec in load_stack(TEMPLATE).functions.values():
+        assert not [name for name in spec.environment if name.startswith("AWS_ENDPOINT_URL")], spec.logical_id
 
 
 # A cold start of the function's handler in a fresh process where the modules named in argv cannot be
