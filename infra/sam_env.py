@@ -5,10 +5,9 @@ prints it in SAM's per-function format, so that `sam local invoke ProcessorFunct
 runs a function (in Docker) on the same queues, tables and bucket. `--host NAME` replaces 127.0.0.1 in the
 endpoints (e.g. host.docker.internal, where the container cannot use the host's network).
 
-What SAM does with it (read in aws-sam-cli's source, samcli/local/lambdafn/env_vars.py): `--env-vars` sets only
-the variables the template declares for the function (the resource names: tables, queue URLs, the bucket);
-the AWS_ENDPOINT_URL* entries are printed too, but SAM passes them to the container only if the template
-declares them, and it does not: see the README.
+What SAM does with it (aws-sam-cli's samcli/local/lambdafn/env_vars.py): `--env-vars` sets only the variables
+the template declares for the function. So template.yaml's Globals declare every AWS_ENDPOINT_URL* variable this
+prints (absent on AWS: `LocalEndpointUrl` is empty there); tests/infra/test_sam_env.py runs SAM's own code on it.
 """
 
 from __future__ import annotations
