@@ -185,6 +185,16 @@ class FunctionPool:
                 self._idle.append(self._spawn())
         self._monitor.start()
 
+    def wait_warm(self) -> None:
+        """Wait (bounded by the init timeout) until the warm worker `start` made has run its init phase, so that a
+        stack announced ready answers its first requests without every function's imports competing for the
+        CPU. A worker whose init fails is left for its first invocation to report, as Lambda does."""
+        with self._lock:
+            starting = list(self._idle)
+        for worker in starting:
+            with contextlib.suppress(_WorkerGone):
+                worker._wait_ready()
+
     def worker_pids(self) -> list[int]:
         with self._lock:
             return sorted(worker.pid for worker in self._workers if worker.alive())

@@ -102,6 +102,8 @@ class LocalRuntime:
     def start(self) -> None:
         for pool in self.pools.values():
             pool.start()
+        for pool in self.pools.values():  # every init phase runs at once; the stack is ready when all are over
+            pool.wait_warm()
         for poller in self.pollers:
             poller.start()
         if self.gateway is not None:

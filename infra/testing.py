@@ -151,6 +151,7 @@ class RunningStack:
             if time.monotonic() > deadline:
                 raise RunningStackError(f"the stack was not ready in {self._ready_timeout} s:\n{self.log_tail()}")
             time.sleep(_POLL_SECONDS)
+        self.ready_at = time.time()  # when its ready line was seen (wall clock, as the functions' own times)
 
     def _read_endpoints(self) -> None:
         described = json.loads((Path(self.env["LEYLINE_STATE_DIR"]) / STACK_FILE).read_text())

@@ -246,3 +246,11 @@ def test_an_upload_reaches_the_function_through_eventbridge_and_a_fifo_queue(sta
     event = json.loads(record["body"])
     assert (event["source"], event["detail-type"]) == ("aws.s3", "Object Created")
     assert event["detail"]["object"]["key"] == key  # moto: not URL-encoded
+
+
+def test_the_stack_is_ready_only_once_every_function_has_run_its_init_phase(stack):
+    # Given a function whose init phase (its module's import) takes 1.5 s
+    # When the stack has said it is ready and the function answers
+    body = requests.get(f"{stack.api_url}/echo/init", timeout=10).json()
+    # Then its init phase was over before the ready line: a burst right after it meets warm workers
+    assert body["initialised_at"] <= stack.ready_at

@@ -32,7 +32,9 @@ _JSON_LINE = re.compile(r"^\[(?P<source>[A-Za-z]+)\] (?P<json>\{.*\})$")
 # ---- uploads -------------------------------------------------------------------------------------
 def create_ticket(api_url: str, content_type: str = "image/png") -> dict[str, Any]:
     """POST /uploads: a task (PENDING) and its presigned POST; the file is sent by `send_file`."""
-    response = requests.post(f"{api_url}/uploads", json={"content_type": content_type}, timeout=10)
+    # 30 s, as the file's upload below: a burst of 40 meets ApiFunction's workers starting on demand (each a
+    # cold init) on a 2-core machine that also runs every other function of the stack.
+    response = requests.post(f"{api_url}/uploads", json={"content_type": content_type}, timeout=30)
     response.raise_for_status()
     ticket: dict[str, Any] = response.json()
     return ticket

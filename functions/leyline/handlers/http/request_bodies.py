@@ -15,6 +15,7 @@ from typing import Any
 import fastjsonschema
 
 from leyline.errors import BadRequest
+from leyline.logic.webhooks import EVENTS
 from leyline.media.formats import ALLOWED_UPLOAD_TYPES
 
 # Types only: the service checks the values itself, with their own codes (415 for a type it does not take,
@@ -54,7 +55,11 @@ CREATE_UPLOAD_REQUEST: dict[str, Any] = {
         },
     },
 }
-_DOCUMENTED_VALUES = {"content_type": {"enum": [*ALLOWED_UPLOAD_TYPES, None]}, "size": {"minimum": 1}}
+_DOCUMENTED_VALUES = {
+    "content_type": {"enum": [*ALLOWED_UPLOAD_TYPES, None]},
+    "size": {"minimum": 1},
+    "webhook_events": {"items": {"type": "string", "enum": list(EVENTS)}, "minItems": 1},
+}
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,14 @@ def create_upload_request(body: dict[str, Any]) -> CreateUploadRequest:
     )
 
 
-def create_upload_request_schema() -> dict[str, Any]:
-    """The schema as /openapi.json shows it: the validated types and the values the service accepts."""
+def create_upload_request_schema(*, accounts: bool = True) -> dict[str, Any]:
+    """The schema as /openapi.json shows it: the validated types and the values the service accepts.
+    Without accounts there is no verified address to email: notify_email is not offered (400 if sent)."""
     documented = copy.deepcopy(CREATE_UPLOAD_REQUEST)
     for name, keywords in _DOCUMENTED_VALUES.items():
         documented["properties"][name].update(keywords)
+    if not accounts:
+        del documented["properties"]["notify_email"]
     return documented
 
 

@@ -351,7 +351,7 @@ def _openapi_document() -> str:
     document["components"]["schemas"].update(openapi_components(_SCHEMAS))
     document["paths"]["/uploads"]["post"]["requestBody"] = {
         "required": False,
-        "content": {"application/json": {"schema": create_upload_request_schema()}},
+        "content": {"application/json": {"schema": create_upload_request_schema(accounts=settings.accounts)}},
     }
     for path, method in (
         ("/status/{task_id}", "get"),
