@@ -31,12 +31,12 @@ pytestmark = pytest.mark.integration
 
 SLOTS = 3
 TASKS = 9
-MODEL_SECONDS = "8"  # long enough that the three first runs overlap, however slowly the uploads arrive
+MODEL_SECONDS = "16"  # long enough that the three first runs overlap, however slowly the uploads arrive
 KILL_AT_PROGRESS = 5  # each run under way in its worker (the start is written before the hand-over)
 
 
 def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(make_stack):
-    # Given 3 slots with an 8 s model and 9 tasks in line, three running and some waiting
+    # Given 3 slots with a 16 s model and 9 tasks in line, three running and some waiting
     stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ModelSlots": str(SLOTS)})
     timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
     # (the tickets first, then the files back to back: the burst lands within the first run's model time)
