@@ -31,8 +31,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from infra.moto_cognito import verify_on_confirmation
-from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
+from infra.moto_fidelity import behave_as_aws
 from infra.moto_guard import SignatureGuard
 from infra.settings import FAKE_CREDENTIALS
 
@@ -98,9 +97,7 @@ def start_moto(port: int) -> ThreadedMotoServer:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
-    serialise_writes()  # moto's TransactWriteItems races other writes on the server's threads otherwise
-    partitioned_index_queries()  # an index Query reads its partition, not the whole table (GET /tasks, the cap)
-    verify_on_confirmation()  # a confirmed sign-up proves the address, as Cognito marks it (task emails)
+    behave_as_aws()
     server = GuardedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()

@@ -2,10 +2,12 @@
 
 Three changes, on the local stack's server and in the in-process tests alike:
 
-- One lock around the writes. moto copies state before a TransactWriteItems (to roll it back on a refused
-  condition) without a lock, so a write served on another thread meanwhile could break the copy ("dictionary
-  changed size during iteration"). DynamoDB applies a transaction atomically against other writes;
-  serialising moto's writes gives the emulator the same behaviour. Reads stay concurrent: they change nothing.
+- One lock around the writes and the reads. moto copies state before a TransactWriteItems (to roll it back on
+  a refused condition) without a lock, so a write served on another thread meanwhile could break the copy
+  ("dictionary changed size during iteration"). And moto writes an item in place, one attribute at a time (an
+  UpdateItem of a new key first stores the bare key), and a transaction one item at a time, so a read served
+  meanwhile saw half a write: an item with its key and no other attribute. DynamoDB applies a write to an item
+  atomically and serialises transactions with GetItem; one lock gives the emulator the same behaviour.
 - A transaction's rollback restores only the items it names. moto deep-copies every table a transaction
   names, once per action, before applying it: each move on a line of 10,000 tasks copied the whole table
   several times (a quadratic intake, seconds per upload). The items a transaction can change are exactly the
@@ -31,25 +33,30 @@ from moto.dynamodb.models.table import Table
 _LOCK = threading.RLock()
 _QUERY = threading.local()  # the items one index query on this thread may look at
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_READS = ("get_item", "query", "scan")  # moto serves BatchGetItem and TransactGetItems by get_item
 
 
-def serialise_writes() -> None:
-    """Idempotent: each write method is wrapped once per process."""
+def serialise_item_access() -> None:
+    """Serialises every read and write of items. Idempotent: each method is wrapped once per process."""
     dynamodb_models.copy = _TablesNotCopied  # type: ignore[assignment]
-    for name in _WRITES:
+    for name in _WRITES + _READS:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, "_leyline_serialised", False):
             continue
         if name == "transact_write_items":
             method = _undone_on_failure(method)
-        setattr(DynamoDBBackend, name, _locked(method))
+        setattr(DynamoDBBackend, name, _locked(method, snapshot=name in _READS))
 
 
-def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+def _locked(method: Callable[..., Any], *, snapshot: bool) -> Callable[..., Any]:
+    """`method` under the lock. A read answers a copy: moto returns its live items, which a later write would
+    change while the response is being written out."""
+
     @functools.wraps(method)
     def locked(*args: Any, **kwargs: Any) -> Any:
         with _LOCK:
-            return method(*args, **kwargs)
+            result = method(*args, **kwargs)
+            return copy.deepcopy(result) if snapshot else result
 
     locked._leyline_serialised = True  # type: ignore[attr-defined]
     return locked

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.moto_dynamodb import partitioned_index_queries, serialise_writes
+from infra.moto_fidelity import behave_as_aws
 from infra.provision import provision
 from infra.template import Stack
 
@@ -21,8 +21,7 @@ from infra.template import Stack
 @contextmanager
 def provisioned(stack: Stack) -> Iterator[boto3.Session]:
     """A session on moto's mock in which `stack`'s resources exist, with test credentials in the environment."""
-    serialise_writes()  # the model runs in a thread in some tests, beside the test's own writes
-    partitioned_index_queries()  # as the local stack's server does
+    behave_as_aws()  # as the local stack's server does (the model runs in a thread in some tests)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",

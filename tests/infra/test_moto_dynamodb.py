@@ -3,6 +3,7 @@ and the table's stream, as they were, while its rollback copies only the items t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 
-from infra.moto_dynamodb import serialise_writes
+from infra.moto_dynamodb import serialise_item_access
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -23,7 +24,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    serialise_writes()
+    serialise_item_access()
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(
@@ -98,3 +99,32 @@ def test_a_transaction_does_not_copy_the_table_it_writes(dynamodb: Any) -> None:
         )  # fmt: skip
     # Then the table is the same object: the rollback restored items, not a copy of every item
     assert dynamodb_backends[ACCOUNT][REGION].tables["things"] is table
+
+
+def test_a_read_never_sees_half_a_write(dynamodb: Any) -> None:
+    # Given a writer on another thread creating items of twenty attributes by UpdateItem, then changing them all
+    names = [f"a{n}" for n in range(20)]
+    expression = "SET " + ", ".join(f"{name} = :v" for name in names)
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def write() -> None:
+        for key in range(60):
+            for value in ("1", "2"):
+                dynamodb.update_item(TableName="things", Key={"id": {"S": str(key)}}, UpdateExpression=expression,
+                                     ExpressionAttributeValues={":v": {"N": value}})  # fmt: skip
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    # When this thread reads the items being written, by GetItem and by Scan, until the writer is done
+    while not done.is_set():
+        for key in range(0, 60, 3):
+            found = dynamodb.get_item(TableName="things", Key={"id": {"S": str(key)}}, ConsistentRead=True)
+            seen += [found["Item"]] if "Item" in found else []
+        seen += dynamodb.scan(TableName="things")["Items"]
+    writer.join(timeout=60)
+    # Then every item read had all its attributes, all from one write (moto writes an item attribute by attribute)
+    assert seen
+    torn = [item for item in seen if len({str(item.get(name)) for name in names}) != 1 or names[0] not in item]
+    assert torn == []
