@@ -3,15 +3,14 @@ ConfigError naming the variable (config.Settings reads it; the handler says it n
 
 from __future__ import annotations
 
-import gc
-import importlib
-import sys
+from dataclasses import replace
 
 import boto3
 import pytest
 
 from infra.template import Stack
 from leyline.config import ConfigError
+from tests.handlers.support import cold_start
 
 
 @pytest.mark.parametrize(
@@ -22,18 +21,10 @@ def test_a_cold_start_without_the_functions_own_setting_raises_config_error(
     template: Stack, resources: boto3.Session, monkeypatch: pytest.MonkeyPatch, logical_id: str, variable: str
 ):
     # Given the function's environment as the template declares it, but for its own setting
-    spec = template.functions[logical_id]
-    assert variable in spec.environment
-    for name, value in spec.environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv(variable)
+    declared = template.functions[logical_id]
+    assert variable in declared.environment
+    without = replace(declared, environment={k: v for k, v in declared.environment.items() if k != variable})
 
-    # When its handler module is imported, as Lambda's init phase does
-    for name in [name for name in sys.modules if name.startswith("leyline.handlers")]:
-        del sys.modules[name]
-    gc.unfreeze()
-    module_name = spec.handler.rsplit(".", 1)[0]
-
-    # Then it fails with ConfigError naming the variable
+    # When its handler is cold-started, Then it fails with ConfigError naming the variable
     with pytest.raises(ConfigError, match=variable):
-        importlib.import_module(module_name)
+        cold_start(without, monkeypatch)
