@@ -1,10 +1,12 @@
 """Accounts mode for tests over real HTTP: a local stack with AccessMode=accounts, and users signed up,
 confirmed and signed in on its Cognito (the embedded moto server), as the page and the CLI do it, through
-what GET /config tells a client."""
+what GET /config tells a client.
+The fixtures on them, `accounts` and `users`, are in tests/conftest.py."""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +14,10 @@ from typing import Any
 
 import boto3
 import jwt
+import requests
 
 from infra.testing import RunningStack
+from leyline.states import FINAL_STATES
 from tests.stack import local_stack
 
 ACCOUNTS = {"AccessMode": "accounts"}
@@ -21,6 +25,8 @@ ACCOUNTS = {"AccessMode": "accounts"}
 PASSWORD = "Correct-horse-42"
 # moto accepts any confirmation code (no email is sent locally).
 ANY_CODE = "123456"
+# Not a token the user pool signed: the gateway refuses it with 401, as it does an expired one.
+FORGED_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -86,3 +92,26 @@ class Users:
         """Signed up, confirmed and signed in."""
         self.sign_up(email, password)
         return self.sign_in(email, password)
+
+
+def submit_form(api_url: str, user: User, image: bytes, **fields: str) -> str:
+    """The original API's form upload (POST /upload), signed in as `user`, with form `fields` (e.g. the page's
+    checkbox): the task id."""
+    response = requests.post(
+        f"{api_url}/upload", files={"image": ("photo.png", image)}, data=fields, headers=user.authorization, timeout=10
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["task_id"])
+
+
+def until_final(api_url: str, user: User, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """`user`'s task's status once it is final; fails the test past `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = requests.get(
+            f"{api_url}/status/{task_id}", headers=user.authorization, timeout=10
+        ).json()
+        if status["state"] in FINAL_STATES:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} not final within {timeout} s")

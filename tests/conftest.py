@@ -2,6 +2,8 @@
 
 `stack`: one per session, with the model shortened to MODEL_SECONDS through the environment.
 `make_stack`: more stacks when a test needs other settings, e.g. `make_stack(model_seconds="5")`.
+`accounts`: a stack in accounts mode (AccessMode=accounts), one per test module; a module that needs other
+settings defines its own `accounts`. `users`: signs users up on the module's `accounts` (tests/accounts.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 
 from infra.testing import RunningStack
+from tests.accounts import Users, accounts_stack
 from tests.stack import MODEL_SECONDS, local_stack
 
 
@@ -35,3 +38,14 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     yield make
     for extra in started:
         extra.stop()
+
+
+@pytest.fixture(scope="module")
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with accounts_stack(tmp_path_factory.mktemp("accounts-stack")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def users(accounts: RunningStack) -> Users:
+    return Users(accounts.api_url)

@@ -46,6 +46,7 @@ class Settings:
     webhook_allow_private_targets: bool = False
     deliveries_table: str | None = None
     slots_queue_url: str | None = None  # DispatchFunction's own
+    task_event_bus: str | None = None  # TaskEventsFunction's own: where it publishes the tasks' changes
     model_slots: int = 1  # ModelSlots: models running side by side, each one image at a time
 
     @classmethod
@@ -68,6 +69,7 @@ class Settings:
             webhook_allow_private_targets=env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false").strip().lower() == "true",
             deliveries_table=env.get("DELIVERIES_TABLE") or None,
             slots_queue_url=env.get("SLOTS_QUEUE_URL") or None,
+            task_event_bus=env.get("TASK_EVENT_BUS") or None,
             model_slots=_whole(env, "MODEL_SLOTS") if "MODEL_SLOTS" in env else 1,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Page, Request, expect
 
 from infra.testing import RunningStack
-from tests.accounts import PASSWORD, Users, accounts_stack
+from tests.accounts import FORGED_TOKEN, PASSWORD, Users, accounts_stack
 from tests.browser.chromium import CHROMIUM, Console
 from tests.browser.conftest import MODEL_SECONDS
 from tests.browser.test_web_page import DONE_TIMEOUT_MS, _wait_until_playable
@@ -27,19 +27,13 @@ pytestmark = [
 ]
 
 SESSION_KEY = "leyline.session.v1"
-# Not a token the user pool signed: the gateway refuses it with 401, as it does an expired one.
-FORGED_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
 
 
 @pytest.fixture(scope="module")
-def accounts_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The accounts-mode stack (tests/conftest.py's), with the page tests' short model; `users` signs up on it."""
     with accounts_stack(tmp_path_factory.mktemp("accounts-web"), model_seconds=MODEL_SECONDS) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def users(accounts_web: RunningStack) -> Users:
-    return Users(accounts_web.api_url)
 
 
 @pytest.fixture
@@ -121,13 +115,13 @@ def page_errors(console: Console, *expected: str) -> list[str]:
 
 
 def test_signed_out_the_page_offers_only_sign_in_and_calls_nothing_of_the_api(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console, artifacts: Path
+    accounts: RunningStack, users: Users, page: Page, console: Console, artifacts: Path
 ) -> None:
     # Given a person who is not signed in, and every request the page makes
-    traffic = Traffic(page, accounts_web, users)
+    traffic = Traffic(page, accounts, users)
 
     # When they open the page
-    page.goto(accounts_web.api_url)
+    page.goto(accounts.api_url)
 
     # Then it offers a sign-in form (and a way to create an account), and nothing else
     expect(page.locator("body")).to_have_attribute("data-mode", "accounts")
@@ -138,17 +132,17 @@ def test_signed_out_the_page_offers_only_sign_in_and_calls_nothing_of_the_api(
     for hidden in ("#new-card", "#task", "#history-card", "#account-bar"):
         expect(page.locator(hidden)).to_be_hidden()
     # And of the API it read only the page and its public /config
-    assert {seen.url.removeprefix(accounts_web.api_url) for seen in traffic.to_api()} == {"/", "/config"}
+    assert {seen.url.removeprefix(accounts.api_url) for seen in traffic.to_api()} == {"/", "/config"}
     page.screenshot(path=artifacts / "web-page-sign-in.png", full_page=True)
     assert console.errors == []
 
 
 def test_a_person_signs_up_confirms_and_is_signed_in_with_the_keyboard(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console
+    accounts: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given the sign-in form
-    traffic = Traffic(page, accounts_web, users)
-    page.goto(accounts_web.api_url)
+    traffic = Traffic(page, accounts, users)
+    page.goto(accounts.api_url)
 
     # When a person chooses to create an account, types an email and a password and presses Enter
     page.get_by_role("button", name="Create an account").click()
@@ -184,7 +178,7 @@ def test_a_person_signs_up_confirms_and_is_signed_in_with_the_keyboard(
 
 
 def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_another_device(
-    accounts_web: RunningStack,
+    accounts: RunningStack,
     users: Users,
     browser: Browser,
     page: Page,
@@ -194,8 +188,8 @@ def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_ano
 ) -> None:
     # Given a signed-in user, and every request the page makes
     users.sign_up("ada@example.com")
-    traffic = Traffic(page, accounts_web, users)
-    sign_in(page, accounts_web, "ada@example.com")
+    traffic = Traffic(page, accounts, users)
+    sign_in(page, accounts, "ada@example.com")
 
     # When they make a video
     page.get_by_label("Choose an image").set_input_files(photo)
@@ -203,8 +197,8 @@ def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_ano
 
     # Then every call to the API but the page and /config carried their access token
     token = stored_session(page)["accessToken"]
-    calls = [seen for seen in traffic.to_api() if _route(accounts_web, seen) not in ("/", "/config")]
-    assert {_route(accounts_web, seen) for seen in calls} >= {"/uploads", "/status", "/tasks"}
+    calls = [seen for seen in traffic.to_api() if _route(accounts, seen) not in ("/", "/config")]
+    assert {_route(accounts, seen) for seen in calls} >= {"/uploads", "/status", "/tasks"}
     assert all(seen.headers.get("authorization") == f"Bearer {token}" for seen in calls), calls
     entry = page.locator("#history li").first
     expect(entry.locator(".badge")).to_have_text("Ready")
@@ -220,7 +214,7 @@ def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_ano
     other = browser.new_context(viewport={"width": 375, "height": 740})
     try:
         phone = other.new_page()
-        sign_in(phone, accounts_web, "ada@example.com")
+        sign_in(phone, accounts, "ada@example.com")
 
         # Then the history there lists the same task with its state, and opening it plays its video
         listed = phone.locator("#history li")
@@ -236,15 +230,15 @@ def test_signed_in_the_token_goes_with_every_call_and_the_history_follows_to_ano
 
 
 def test_the_history_pages_through_every_task_once_and_is_the_users_own(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console
+    accounts: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a user with 25 tasks (waiting for their uploads), and another user with none
     owner = users.new_user("busy@example.com")
-    made = [_new_task(accounts_web, owner.authorization) for _ in range(25)]
+    made = [_new_task(accounts, owner.authorization) for _ in range(25)]
     users.sign_up("idle@example.com")
 
     # When the first signs in, Then the newest 20 are listed, and a button offers the older ones
-    sign_in(page, accounts_web, "busy@example.com")
+    sign_in(page, accounts, "busy@example.com")
     entries = page.locator("#history button.open")
     expect(entries).to_have_count(20)
     expect(entries.first.locator(".badge")).to_have_text("Uploading")
@@ -262,18 +256,18 @@ def test_the_history_pages_through_every_task_once_and_is_the_users_own(
     # When they sign out and the other user signs in, Then none of those tasks is listed
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    sign_in(page, accounts_web, "idle@example.com")
+    sign_in(page, accounts, "idle@example.com")
     expect(page.locator("#history-empty")).to_be_visible()
     expect(entries).to_have_count(0)
     assert console.errors == []
 
 
 def test_a_wrong_password_and_an_unconfirmed_account_are_told_apart(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console
+    accounts: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given an account never confirmed
     users.sign_up("late@example.com", confirm=False)
-    page.goto(accounts_web.api_url)
+    page.goto(accounts.api_url)
 
     # When its owner signs in with a wrong password, Then an alert says so, and they stay on the form
     page.get_by_label("Email").fill("late@example.com")
@@ -297,14 +291,14 @@ def test_a_wrong_password_and_an_unconfirmed_account_are_told_apart(
 
 
 def test_an_access_token_at_its_end_is_refreshed_before_it_is_sent(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console
+    accounts: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a signed-in user whose access token has run out while the page was closed
     users.sign_up("clock@example.com")
-    sign_in(page, accounts_web, "clock@example.com")
+    sign_in(page, accounts, "clock@example.com")
     first = stored_session(page)["accessToken"]
     edit_session(page, expiresAt=0)
-    traffic = Traffic(page, accounts_web, users)
+    traffic = Traffic(page, accounts, users)
 
     # When they come back to the page
     page.reload()
@@ -322,13 +316,13 @@ def test_an_access_token_at_its_end_is_refreshed_before_it_is_sent(
 
 
 def test_a_token_the_api_refuses_is_refreshed_and_the_call_made_again(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console
+    accounts: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a signed-in user whose stored access token the gateway refuses, though it looks fresh
     users.sign_up("rotated@example.com")
-    sign_in(page, accounts_web, "rotated@example.com")
+    sign_in(page, accounts, "rotated@example.com")
     edit_session(page, accessToken=FORGED_TOKEN)
-    traffic = Traffic(page, accounts_web, users)
+    traffic = Traffic(page, accounts, users)
 
     # When they come back to the page
     page.reload()
@@ -344,11 +338,11 @@ def test_a_token_the_api_refuses_is_refreshed_and_the_call_made_again(
 
 
 def test_a_session_signed_out_elsewhere_returns_to_the_sign_in_form(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console
+    accounts: RunningStack, users: Users, page: Page, console: Console
 ) -> None:
     # Given a user signed in here, then signed out everywhere from another device, once this token ran out
     elsewhere = users.new_user("revoked@example.com")
-    sign_in(page, accounts_web, "revoked@example.com")
+    sign_in(page, accounts, "revoked@example.com")
     users.idp.global_sign_out(AccessToken=elsewhere.access_token)
     edit_session(page, expiresAt=0)
 
@@ -367,11 +361,11 @@ def test_a_session_signed_out_elsewhere_returns_to_the_sign_in_form(
 
 
 def test_sign_out_signs_out_everywhere_and_leaves_nothing_behind(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console, photo: Path
+    accounts: RunningStack, users: Users, page: Page, console: Console, photo: Path
 ) -> None:
     # Given a signed-in user with a task in their history
     users.sign_up("leaving@example.com")
-    sign_in(page, accounts_web, "leaving@example.com")
+    sign_in(page, accounts, "leaving@example.com")
     page.get_by_label("Choose an image").set_input_files(photo)
     expect(page.locator("#history li")).to_have_count(1, timeout=DONE_TIMEOUT_MS)
     refresh_token = stored_session(page)["refreshToken"]
@@ -408,12 +402,12 @@ def _new_task(stack: RunningStack, authorization: dict[str, str]) -> str:
 
 
 def test_the_email_checkbox_gets_the_signed_in_user_an_email_when_the_video_is_ready(
-    accounts_web: RunningStack, users: Users, page: Page, console: Console, photo: Path
+    accounts: RunningStack, users: Users, page: Page, console: Console, photo: Path
 ) -> None:
     # Given a signed-in user, who ticks "Notify me by e-mail when it is done"
     users.sign_up("grace@example.com")
-    traffic = Traffic(page, accounts_web, users)
-    sign_in(page, accounts_web, "grace@example.com")
+    traffic = Traffic(page, accounts, users)
+    sign_in(page, accounts, "grace@example.com")
     page.get_by_label("Notify me by e-mail when it is done").check()
 
     # When they make a video
@@ -421,13 +415,13 @@ def test_the_email_checkbox_gets_the_signed_in_user_an_email_when_the_video_is_r
     _wait_until_playable(page)
 
     # Then the submit asked for the email, naming no address
-    [submit] = [seen for seen in traffic.to_api() if _route(accounts_web, seen) == "/uploads"]
+    [submit] = [seen for seen in traffic.to_api() if _route(accounts, seen) == "/uploads"]
     assert json.loads(submit.body or "{}")["notify_email"] is True
     assert "grace@example.com" not in (submit.body or "")
     # And moto's SES holds the message to their own address (a bounded wait: the email follows SUCCESS)
     to_grace: list[dict[str, Any]] = []
     for _ in range(100):
-        mail = requests.get(f"{accounts_web.aws_endpoint}/moto-api/data.json", timeout=10).json()
+        mail = requests.get(f"{accounts.aws_endpoint}/moto-api/data.json", timeout=10).json()
         sent = mail.get("ses", {}).get("Message", [])
         to_grace = [m for m in sent if m["destinations"]["ToAddresses"] == ["grace@example.com"]]
         if to_grace:

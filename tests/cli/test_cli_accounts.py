@@ -10,7 +10,6 @@ import select
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +18,13 @@ import requests
 from botocore.exceptions import ClientError
 
 from infra.testing import RunningStack
-from tests.accounts import ANY_CODE, PASSWORD, Users, accounts_stack
+from tests.accounts import ANY_CODE, FORGED_TOKEN, PASSWORD, Users
 from tests.cli.test_cli import assert_one_error_line, environment, leyline_command
 from tests.imagefactory import encode, pattern
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN_TASK = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
-# Not a token the user pool signed: the gateway refuses it with 401, as it does an expired one.
-FORGED_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
-
-
-@pytest.fixture(scope="module")
-def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with accounts_stack(tmp_path_factory.mktemp("accounts-stack")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def users(accounts: RunningStack) -> Users:
-    return Users(accounts.api_url)
 
 
 @pytest.fixture

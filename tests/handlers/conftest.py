@@ -3,9 +3,6 @@ built from template.yaml and the environment template.yaml gives each function."
 
 from __future__ import annotations
 
-import gc
-import importlib
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,11 +10,10 @@ import boto3
 import pytest
 
 from infra.template import Stack, load_stack
+from tests.handlers.support import Handler, cold_start
 from tests.lambda_context import FakeLambdaContext
 from tests.mocked_aws import empty, provisioned
 from tests.sample_events import ROOT
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 @pytest.fixture(scope="package")
@@ -48,17 +44,7 @@ def invoke(
 
     def call(logical_id: str, event: dict[str, Any]) -> Any:
         if logical_id not in loaded:
-            spec = template.functions[logical_id]
-            for name, value in spec.environment.items():
-                monkeypatch.setenv(name, value)
-            module_name, attribute = spec.handler.rsplit(".", 1)
-            # A cold start: the handler modules (and the shared routes) read settings at import.
-            for name in [name for name in sys.modules if name.startswith("leyline.handlers")]:
-                del sys.modules[name]
-            # As in a new execution environment, nothing is frozen yet, so the init phase freezes what it made
-            # (and its check of what is frozen, which walks every frozen object, finds nothing to walk).
-            gc.unfreeze()
-            loaded[logical_id] = getattr(importlib.import_module(module_name), attribute)
+            loaded[logical_id] = cold_start(template.functions[logical_id], monkeypatch)
         context = FakeLambdaContext(
             function_name=logical_id, timeout_seconds=template.functions[logical_id].timeout_seconds
         )

@@ -4,12 +4,35 @@ reading a response, dressing bytes or a queued message as the event Lambda would
 from __future__ import annotations
 
 import base64
+import gc
+import importlib
 import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+import pytest
 
+from infra.template import FunctionSpec
 from tests.sample_events import sample_event
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def cold_start(spec: FunctionSpec, monkeypatch: pytest.MonkeyPatch) -> Handler:
+    """The function's handler, imported afresh with the function's environment, as a new execution environment's
+    init phase imports it: the handler modules (and the shared routes) read their settings at import."""
+    for name, value in spec.environment.items():
+        monkeypatch.setenv(name, value)
+    for name in [name for name in sys.modules if name.startswith("leyline.handlers")]:
+        del sys.modules[name]
+    # As in a new execution environment, nothing is frozen yet, so the init phase freezes what it made
+    # (and its check of what is frozen, which walks every frozen object, finds nothing to walk).
+    gc.unfreeze()
+    module_name, attribute = spec.handler.rsplit(".", 1)
+    handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    return handler
 
 
 def body(response: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,7 @@ template.yaml's resources (the user pool and its client included) provisioned in
 from __future__ import annotations
 
 import copy
-import gc
-import importlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +16,7 @@ import boto3
 import pytest
 
 from infra.template import Stack, load_stack
-from tests.handlers.support import body
+from tests.handlers.support import body, cold_start
 from tests.lambda_context import FakeLambdaContext
 from tests.mocked_aws import empty, provisioned
 from tests.sample_events import ROOT, sample_event
@@ -49,13 +46,7 @@ def invoke(stack: tuple[Stack, boto3.Session], monkeypatch: pytest.MonkeyPatch) 
 
     def call(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
         if logical_id not in loaded:
-            for name, value in template.functions[logical_id].environment.items():
-                monkeypatch.setenv(name, value)
-            module_name, attribute = template.functions[logical_id].handler.rsplit(".", 1)
-            for name in [name for name in sys.modules if name.startswith("leyline.handlers")]:
-                del sys.modules[name]
-            gc.unfreeze()
-            loaded[logical_id] = getattr(importlib.import_module(module_name), attribute)
+            loaded[logical_id] = cold_start(template.functions[logical_id], monkeypatch)
         context = FakeLambdaContext(function_name=logical_id, timeout_seconds=10)
         response: dict[str, Any] = loaded[logical_id](event, context)
         return response

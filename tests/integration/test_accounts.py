@@ -5,7 +5,6 @@ tasks, and GET /tasks pages through a user's history with nothing missing or rep
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +14,12 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 
-from infra.testing import RunningStack
-from tests.accounts import User, Users, accounts_stack
+from tests.accounts import User, Users, submit_form, until_final
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "image.png").read_bytes()
 UNAUTHORIZED = {"message": "Unauthorized"}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with accounts_stack(tmp_path_factory.mktemp("accounts-stack")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def users(stack: RunningStack) -> Users:
-    return Users(stack.api_url)
 
 
 @pytest.fixture(scope="module")
@@ -80,20 +67,20 @@ def _bad_tokens(alice: User) -> dict[str, str]:
     }
 
 
-def test_a_good_token_passes_and_the_function_sees_its_user(stack, alice):
+def test_a_good_token_passes_and_the_function_sees_its_user(accounts, alice):
     # Given Alice's access token from sign-in, and the same claims re-signed with the pool's key
     resigned = _signed(_claims(alice), _pool_key())
 
     # When either is sent to GET /tasks
     for token in (alice.access_token, resigned):
-        response = requests.get(f"{stack.api_url}/tasks", headers=bearer(token), timeout=10)
+        response = requests.get(f"{accounts.api_url}/tasks", headers=bearer(token), timeout=10)
 
         # Then the request reaches the function, which lists Alice's (empty or not) history
         assert response.status_code == 200
         assert set(response.json()) == {"tasks", "next_cursor"}
 
 
-def test_every_task_route_refuses_a_request_without_a_token_as_api_gateway_does(stack):
+def test_every_task_route_refuses_a_request_without_a_token_as_api_gateway_does(accounts):
     task = "3f2b6c1e-8d4a-4b7e-9c1d-2a5e6f7a8b9c"
     routes = [
         ("POST", "/uploads"),
@@ -108,7 +95,7 @@ def test_every_task_route_refuses_a_request_without_a_token_as_api_gateway_does(
     ]
     for method, path in routes:
         # When it is called without Authorization
-        response = requests.request(method, f"{stack.api_url}{path}", timeout=10)
+        response = requests.request(method, f"{accounts.api_url}{path}", timeout=10)
 
         # Then API Gateway's own 401 answers, before any function
         assert response.status_code == 401, (method, path)
@@ -131,12 +118,12 @@ def test_every_task_route_refuses_a_request_without_a_token_as_api_gateway_does(
         "tampered claims",
     ],
 )
-def test_a_bad_token_is_refused_with_api_gateways_401(stack, alice, kind):
+def test_a_bad_token_is_refused_with_api_gateways_401(accounts, alice, kind):
     # Given a token that is bad in one way
     token = _bad_tokens(alice)[kind]
 
     # When it is sent to a task route
-    response = requests.get(f"{stack.api_url}/tasks", headers=bearer(token), timeout=10)
+    response = requests.get(f"{accounts.api_url}/tasks", headers=bearer(token), timeout=10)
 
     # Then API Gateway's 401 answers: its own body, and a www-authenticate naming the invalid token
     assert response.status_code == 401
@@ -144,46 +131,28 @@ def test_a_bad_token_is_refused_with_api_gateways_401(stack, alice, kind):
     assert response.headers["www-authenticate"].startswith('Bearer scope="" error="invalid_token"')
 
 
-def test_the_public_routes_need_no_token(stack):
+def test_the_public_routes_need_no_token(accounts):
     # Given no token at all
     # Then the page, its OpenAPI document and GET /config answer, and an unknown path is the API's 404
-    assert requests.get(f"{stack.api_url}/", timeout=10).status_code == 200
-    document = requests.get(f"{stack.api_url}/openapi.json", timeout=10).json()
+    assert requests.get(f"{accounts.api_url}/", timeout=10).status_code == 200
+    document = requests.get(f"{accounts.api_url}/openapi.json", timeout=10).json()
     assert {"/tasks", "/config"} <= set(document["paths"])
-    config = requests.get(f"{stack.api_url}/config", timeout=10).json()
+    config = requests.get(f"{accounts.api_url}/config", timeout=10).json()
     assert config["access_mode"] == "accounts"
-    assert config["cognito"]["endpoint"] == stack.aws_endpoint  # locally: the emulator's Cognito API
-    assert requests.get(f"{stack.api_url}/no/such/route", timeout=10).status_code == 404
+    assert config["cognito"]["endpoint"] == accounts.aws_endpoint  # locally: the emulator's Cognito API
+    assert requests.get(f"{accounts.api_url}/no/such/route", timeout=10).status_code == 404
 
 
 # ---- two users -----------------------------------------------------------------------------------
-def _submit(api_url: str, user: User) -> str:
-    response = requests.post(f"{api_url}/upload", files={"image": ("photo.png", EXAMPLE)}, headers=user.authorization)
-    assert response.status_code == 202, response.text
-    return str(response.json()["task_id"])
-
-
-def _final(api_url: str, user: User, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = requests.get(
-            f"{api_url}/status/{task_id}", headers=user.authorization, timeout=10
-        ).json()
-        if status["state"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} not final within {timeout} s")
-
-
-def test_two_users_never_see_each_others_tasks(stack, alice, bob):
+def test_two_users_never_see_each_others_tasks(accounts, alice, bob):
     # Given a video made for Alice, and a task of Bob's
-    alices = _submit(stack.api_url, alice)
-    bobs = _submit(stack.api_url, bob)
-    assert _final(stack.api_url, alice, alices)["state"] == "SUCCESS"
+    alices = submit_form(accounts.api_url, alice, EXAMPLE)
+    bobs = submit_form(accounts.api_url, bob, EXAMPLE)
+    assert until_final(accounts.api_url, alice, alices)["state"] == "SUCCESS"
 
     # Then each one's history holds their own task and not the other's
     def history(user: User) -> list[str]:
-        response = requests.get(f"{stack.api_url}/tasks?limit=100", headers=user.authorization, timeout=10)
+        response = requests.get(f"{accounts.api_url}/tasks?limit=100", headers=user.authorization, timeout=10)
         return [task["task_id"] for task in response.json()["tasks"]]
 
     assert alices in history(alice)
@@ -200,23 +169,25 @@ def test_two_users_never_see_each_others_tasks(stack, alice, bob):
         ("POST", "/tasks/{}/cancel"),
         ("DELETE", "/tasks/{}"),
     ]:
-        theirs = requests.request(method, stack.api_url + path.format(alices), headers=bob.authorization, timeout=10)
-        nobodys = requests.request(method, stack.api_url + path.format(unknown), headers=bob.authorization, timeout=10)
+        theirs = requests.request(method, accounts.api_url + path.format(alices), headers=bob.authorization, timeout=10)
+        nobodys = requests.request(
+            method, accounts.api_url + path.format(unknown), headers=bob.authorization, timeout=10
+        )
         assert theirs.status_code == nobodys.status_code == 404, path
         assert theirs.json()["error"]["code"] == "TASK_NOT_FOUND"
         assert theirs.text.replace(alices, unknown) == nobodys.text
 
     # And Alice's video is still hers, untouched by Bob's cancel and delete
-    video = requests.get(f"{stack.api_url}/video/{alices}", headers=alice.authorization, allow_redirects=False)
+    video = requests.get(f"{accounts.api_url}/video/{alices}", headers=alice.authorization, allow_redirects=False)
     assert video.status_code == 302
 
 
-def test_get_tasks_pages_through_a_history_with_nothing_missing_or_repeated(stack, users):
+def test_get_tasks_pages_through_a_history_with_nothing_missing_or_repeated(accounts, users):
     # Given a user with 25 tasks
     carol = users.new_user("carol@example.com")
     created = []
     for _ in range(25):
-        response = requests.post(f"{stack.api_url}/uploads", json={}, headers=carol.authorization, timeout=10)
+        response = requests.post(f"{accounts.api_url}/uploads", json={}, headers=carol.authorization, timeout=10)
         assert response.status_code == 201
         created.append(response.json()["task_id"])
 
@@ -225,7 +196,7 @@ def test_get_tasks_pages_through_a_history_with_nothing_missing_or_repeated(stac
     pages = []
     params: dict[str, str] = {"limit": "10"}
     while True:
-        page = requests.get(f"{stack.api_url}/tasks", params=params, headers=carol.authorization, timeout=10).json()
+        page = requests.get(f"{accounts.api_url}/tasks", params=params, headers=carol.authorization, timeout=10).json()
         pages.append(len(page["tasks"]))
         seen += page["tasks"]
         if page["next_cursor"] is None:
@@ -237,9 +208,9 @@ def test_get_tasks_pages_through_a_history_with_nothing_missing_or_repeated(stac
     assert pages == [10, 10, 5]
     assert sorted(task["task_id"] for task in seen) == sorted(created)
     assert [task["created_at"] for task in seen] == sorted((task["created_at"] for task in seen), reverse=True)
-    first = requests.get(f"{stack.api_url}/tasks?limit=1", headers=carol.authorization, timeout=10).json()
+    first = requests.get(f"{accounts.api_url}/tasks?limit=1", headers=carol.authorization, timeout=10).json()
     (newest,) = first["tasks"]
-    status = requests.get(f"{stack.api_url}/status/{newest['task_id']}", headers=carol.authorization, timeout=10)
+    status = requests.get(f"{accounts.api_url}/status/{newest['task_id']}", headers=carol.authorization, timeout=10)
     assert newest == status.json()
     # And the default page is 20
-    assert len(requests.get(f"{stack.api_url}/tasks", headers=carol.authorization, timeout=10).json()["tasks"]) == 20
+    assert len(requests.get(f"{accounts.api_url}/tasks", headers=carol.authorization, timeout=10).json()["tasks"]) == 20

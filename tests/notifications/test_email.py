@@ -6,7 +6,6 @@ Open mode refuses the field over HTTP too."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,51 +13,19 @@ import pytest
 import requests
 
 from infra.testing import RunningStack
-from tests.accounts import User, Users, accounts_stack
+from tests.accounts import submit_form, until_final
 from tests.stack import local_stack
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = (Path(__file__).parents[2] / "examples" / "image.png").read_bytes()
 SENDER = "leyline@example.com"  # NotificationSender's default
-FINAL = ("SUCCESS", "FAILURE", "CANCELLED")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with accounts_stack(tmp_path_factory.mktemp("email-stack")) as running:
-        yield running
 
 
 def sent_mail(stack: RunningStack) -> list[dict[str, Any]]:
     """Every message moto's SES recorded as sent on the stack's AWS endpoint."""
     data = requests.get(f"{stack.aws_endpoint}/moto-api/data.json", timeout=10).json()
     return list(data.get("ses", {}).get("Message", []))
-
-
-def submit(stack: RunningStack, user: User, **fields: str) -> str:
-    """The original API's form upload, signed in, with the page's form fields (e.g. the checkbox)."""
-    response = requests.post(
-        f"{stack.api_url}/upload",
-        files={"image": ("photo.png", EXAMPLE)},
-        data=fields,
-        headers=user.authorization,
-        timeout=10,
-    )
-    assert response.status_code == 202, response.text
-    return str(response.json()["task_id"])
-
-
-def until_final(stack: RunningStack, user: User, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = requests.get(
-            f"{stack.api_url}/status/{task_id}", headers=user.authorization, timeout=10
-        ).json()
-        if status["state"] in FINAL:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} did not end within {timeout} s")
 
 
 def mail_to(stack: RunningStack, address: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -71,42 +38,41 @@ def mail_to(stack: RunningStack, address: str, timeout: float = 20.0) -> dict[st
     raise AssertionError(f"no mail to {address} within {timeout} s; sent: {sent_mail(stack)}")
 
 
-def test_the_email_reaches_the_opted_in_user_and_nobody_else(stack):
+def test_the_email_reaches_the_opted_in_user_and_nobody_else(accounts, users):
     # Given Alice and Bob signed up and confirmed (which proves their addresses), and signed in
-    users = Users(stack.api_url)
     alice, bob = users.new_user("alice@example.com"), users.new_user("bob@example.com")
 
     # When Alice submits with the page's checkbox ticked, Bob without it, and both tasks end
-    bobs = submit(stack, bob)
-    alices = submit(stack, alice, notify_email="on")
-    assert until_final(stack, bob, bobs)["state"] == "SUCCESS"
-    assert until_final(stack, alice, alices)["state"] == "SUCCESS"
+    bobs = submit_form(accounts.api_url, bob, EXAMPLE)
+    alices = submit_form(accounts.api_url, alice, EXAMPLE, notify_email="on")
+    assert until_final(accounts.api_url, bob, bobs)["state"] == "SUCCESS"
+    assert until_final(accounts.api_url, alice, alices)["state"] == "SUCCESS"
 
     # Then moto's SES has one message for Alice, from the sender, with the result and the local page's link
-    mail = mail_to(stack, "alice@example.com")
+    mail = mail_to(accounts, "alice@example.com")
     assert mail["source"] == SENDER
     assert mail["destinations"]["ToAddresses"] == ["alice@example.com"]
     assert "is ready" in mail["subject"]
     assert alices in mail["body"]
-    assert f"{stack.api_url}/" in mail["body"]
+    assert f"{accounts.api_url}/" in mail["body"]
     # And no other message: none to Bob (he did not ask), none about his task, none to anyone else
     time.sleep(1.0)  # Bob's task ended first: its event had as long as Alice's to be (wrongly) mailed
-    assert len(sent_mail(stack)) == 1
-    assert bobs not in sent_mail(stack)[0]["body"]
+    assert len(sent_mail(accounts)) == 1
+    assert bobs not in sent_mail(accounts)[0]["body"]
     # And the stack's log names the send (by its message id, not the address)
-    assert "task email sent" in stack.log_path.read_text()
+    assert "task email sent" in accounts.log_path.read_text()
 
 
-def test_a_submit_cannot_name_the_address(stack):
+def test_a_submit_cannot_name_the_address(accounts, users):
     # Given Carol signed in
-    carol = Users(stack.api_url).new_user("carol@example.com")
+    carol = users.new_user("carol@example.com")
 
     # When her POST /uploads names an address, or asks notify_email with one, Then 400 and nothing is mailed
-    before = len(sent_mail(stack))
+    before = len(sent_mail(accounts))
     for body in ({"notify_email": True, "email": "mallory@example.com"}, {"notify_email": "mallory@example.com"}):
-        response = requests.post(f"{stack.api_url}/uploads", json=body, headers=carol.authorization, timeout=10)
+        response = requests.post(f"{accounts.api_url}/uploads", json=body, headers=carol.authorization, timeout=10)
         assert response.status_code == 400, body
-    assert len(sent_mail(stack)) == before
+    assert len(sent_mail(accounts)) == before
 
 
 def test_open_mode_refuses_an_email_and_sends_none(tmp_path):

@@ -15,19 +15,13 @@ import requests
 from infra.testing import RunningStack
 from tests import imagefactory
 from tests.integration.polling import poll_until_final, status
-from tests.notifications.receiver import Receiver, receiver
+from tests.notifications.receiver import Receiver
 from tests.reliability.support import eventually, messages_in
 from tests.stack import local_stack
 
 pytestmark = pytest.mark.integration
 
 PUBLIC = "https://93.184.215.14/hooks"  # an IP literal on the internet: valid at submit without DNS
-
-
-@pytest.fixture(scope="module")
-def hooks() -> Iterator[Receiver]:
-    with receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

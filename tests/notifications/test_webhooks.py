@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from infra.testing import RunningStack
 from tests import imagefactory
 from tests.integration.polling import poll_until_final, upload_presigned
-from tests.notifications.receiver import Receiver, receiver
+from tests.notifications.receiver import Receiver
 from tests.reliability.support import eventually
 from tests.stack import local_stack
 
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "whsec_" + base64.b64encode(b"leyline webhook test key 32 byte").decode()
 DELAYS = "1,1,1"
-
-
-@pytest.fixture(scope="module")
-def hooks() -> Iterator[Receiver]:
-    with receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

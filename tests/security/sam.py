@@ -116,3 +116,17 @@ def transformed_template(**overrides: Any) -> dict[str, Any]:
 
 def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
+
+
+def function_ids(template: dict[str, Any]) -> set[str]:
+    """The logical ids of the functions `template` (the source, before the transform) declares."""
+    return set(resources_of_type(template, "AWS::Serverless::Function"))
+
+
+def functions_with_event(template: dict[str, Any], kind: str) -> set[str]:
+    """The functions of the source `template` that have an event source of type `kind` (SQS, HttpApi...)."""
+    return {
+        name
+        for name, function in resources_of_type(template, "AWS::Serverless::Function").items()
+        if any(event["Type"] == kind for event in function["Properties"].get("Events", {}).values())
+    }

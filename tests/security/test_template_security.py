@@ -8,27 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.security.sam import resources_of_type, source_template, transformed_template
-
-FUNCTIONS = (
-    "ApiFunction",
-    "StatusFunction",
-    "IntakeFunction",
-    "DispatchFunction",
-    "ProcessorFunction",
-    "DeadLetterFunction",
-    "TaskEventsFunction",
-    "WebhookFunction",
-    "EmailFunction",
+from tests.security.sam import (
+    function_ids,
+    functions_with_event,
+    resources_of_type,
+    source_template,
+    transformed_template,
 )
-SQS_TRIGGERED = {
-    "IntakeFunction",
-    "DispatchFunction",
-    "ProcessorFunction",
-    "DeadLetterFunction",
-    "WebhookFunction",
-    "EmailFunction",
-}
+
 MANAGED = "arn:aws:iam::aws:policy/"
 
 # The only AWS managed policies a function role may carry; SAM attaches them, none is ours to scope.
@@ -46,7 +33,8 @@ ALLOWED_MANAGED_POLICIES = {
 }
 
 # What each function's own code calls, and nothing more. A new AWS call in a function needs a line here
-# and a statement in template.yaml (IAM is not enforced locally, so only this catches a missing grant).
+# and a statement in template.yaml (IAM is not enforced locally, so only this catches a missing grant);
+# a new function needs an entry (test_each_function_is_granted_exactly_what_its_code_calls fails without one).
 EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "ApiFunction": {
         ("dynamodb:PutItem", "TasksTable"),
@@ -253,9 +241,9 @@ def test_cors_origins_come_from_one_parameter_whose_default_allows_no_wildcard(t
 
 
 # ---- IAM --------------------------------------------------------------------------------------
-def test_no_function_role_grants_a_wildcard_action_or_resource(transformed):
+def test_no_function_role_grants_a_wildcard_action_or_resource(template, transformed):
     # Given every function's role after the SAM transform
-    for function in FUNCTIONS:
+    for function in sorted(function_ids(template)):
         statements = _role_statements(transformed, function)
         assert statements, f"{function} has no inline policy"
 
@@ -270,20 +258,30 @@ def test_no_function_role_grants_a_wildcard_action_or_resource(transformed):
                 assert not str(_resource_name(resource)).startswith("arn:"), f"{function}: {resource} is not ours"
 
 
-def test_managed_policies_are_only_the_ones_sam_attaches(transformed):
-    # Given every function's role
-    for function in FUNCTIONS:
+def test_managed_policies_are_only_the_ones_sam_attaches(template, transformed):
+    # Given every function's role, and which functions the template gives an SQS or a DynamoDB stream source
+    sqs_triggered = functions_with_event(template, "SQS")
+    stream_triggered = functions_with_event(template, "DynamoDB")
+    assert sqs_triggered
+    assert stream_triggered
+    for function in sorted(function_ids(template)):
         managed = set(transformed["Resources"][f"{function}Role"]["Properties"].get("ManagedPolicyArns", []))
 
-        # Then it carries only the listed exceptions: logs and X-Ray for all, SQS polling for SQS-triggered ones
+        # Then it carries only the listed exceptions: logs and X-Ray for all, polling for the triggered ones
         assert managed <= ALLOWED_MANAGED_POLICIES, f"{function}: {managed - ALLOWED_MANAGED_POLICIES}"
-        assert (f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole" in managed) == (function in SQS_TRIGGERED)
+        sqs_role = f"{MANAGED}service-role/AWSLambdaSQSQueueExecutionRole"
+        assert (sqs_role in managed) == (function in sqs_triggered), function
         stream_role = f"{MANAGED}service-role/AWSLambdaDynamoDBExecutionRole"
-        assert (stream_role in managed) == (function == "TaskEventsFunction")
+        assert (stream_role in managed) == (function in stream_triggered), function
 
 
-def test_each_function_is_granted_exactly_what_its_code_calls(transformed):
-    # Given every function's inline statements
+def test_each_function_is_granted_exactly_what_its_code_calls(template, transformed):
+    # Given every function the template declares: each has its expected grants listed (a new one needs its entry)
+    functions = function_ids(template)
+    assert functions == set(EXPECTED_GRANTS), (
+        f"EXPECTED_GRANTS lacks {functions - set(EXPECTED_GRANTS)}, lists unknown {set(EXPECTED_GRANTS) - functions}"
+    )
+    # And every function's inline statements
     for function, expected in EXPECTED_GRANTS.items():
         granted = {
             (action, _resource_name(resource))

@@ -16,7 +16,7 @@ from cfnlint.decode import cfn_yaml
 from infra.backends import MOTO_ONLY_SERVICES, Endpoints
 from infra.runtime import worker_environment
 from infra.template import load_stack
-from tests.security.sam import transformed_template
+from tests.security.sam import function_ids, functions_with_event, source_template, transformed_template
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -51,19 +51,11 @@ def test_cfn_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(transformed):
+def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(template, transformed):
     functions = resources_of_type(transformed, "AWS::Lambda::Function")
-    assert set(functions) == {
-        "ApiFunction",
-        "StatusFunction",
-        "IntakeFunction",
-        "DispatchFunction",
-        "ProcessorFunction",
-        "DeadLetterFunction",
-        "TaskEventsFunction",
-        "WebhookFunction",
-        "EmailFunction",  # Condition: AccountsMode (kept by the transform, created by CloudFormation in accounts)
-    }
+    # Every function the template declares, EmailFunction too (Condition: AccountsMode, kept by the transform,
+    # created by CloudFormation in accounts mode)
+    assert set(functions) == function_ids(template)
     routes = {
         res["Properties"]["RouteKey"] for res in resources_of_type(transformed, "AWS::ApiGatewayV2::Route").values()
     }
@@ -365,7 +357,7 @@ def test_a_function_carries_the_media_layer_exactly_when_its_code_needs_pillow_o
 
 
 @pytest.mark.integration  # runs each handler's import in a fresh interpreter
-@pytest.mark.parametrize("logical_id", ["ApiFunction", "StatusFunction"])
+@pytest.mark.parametrize("logical_id", sorted(functions_with_event(source_template(), "HttpApi")))
 def test_the_http_functions_start_without_pydantic(logical_id):
     # Given an HTTP function, whose cold start is on a user's request path
     # When its handler is imported in a fresh process where pydantic cannot be imported

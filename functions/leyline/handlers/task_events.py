@@ -6,7 +6,6 @@ before the lowest failed sequence number)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from leyline.handlers.init_phase import init_phase
@@ -18,14 +17,16 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from leyline.adapters.event_bus import EventBus
     from leyline.adapters.media_store import MediaStore
     from leyline.adapters.tasks_table import TaskRepository, task_from_image
-    from leyline.config import Settings
+    from leyline.config import ConfigError, Settings
     from leyline.logic.task_events import TaskWrite, publish_changes
     from leyline.models import utc_now
 
     settings = Settings.from_env()
+    if settings.task_event_bus is None:
+        raise ConfigError("environment variable TASK_EVENT_BUS is required")
     tasks = TaskRepository(settings.tasks_table)
     media = MediaStore(settings.media_bucket)
-    bus = EventBus(os.environ["TASK_EVENT_BUS"])
+    bus = EventBus(settings.task_event_bus)
     logger = Logger()
     tracer = Tracer()
 
