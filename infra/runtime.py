@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import boto3
 from botocore.config import Config
@@ -116,8 +117,9 @@ class LocalRuntime:
             self.gateway.stop()
         for pool in self.pools.values():
             pool.stop()
+        deadline = time.monotonic() + _JOIN_SECONDS
         for poller in self.pollers:
-            poller.join(_JOIN_SECONDS)
+            poller.join(max(0.0, deadline - time.monotonic()))
 
 
 def capacity_of(spec: FunctionSpec) -> int:

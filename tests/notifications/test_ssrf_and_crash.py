@@ -29,7 +29,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with local_stack(
         tmp_path_factory.mktemp("ssrf-stack"),
         "4",
-        parameter_overrides={"WebhookAllowPrivateTargets": "false", "WebhookRetryDelays": "1"},
+        # ProcessorTimeout: a killed run comes back after it + 10 s (the template's 90 s would make that 100 s)
+        parameter_overrides={
+            "WebhookAllowPrivateTargets": "false",
+            "WebhookRetryDelays": "1",
+            "ProcessorTimeout": "20",
+        },
     ) as running:
         yield running
 

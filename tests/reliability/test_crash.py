@@ -30,11 +30,13 @@ pytestmark = pytest.mark.integration
 
 MODEL_SECONDS = "4"
 KILL_AT_PROGRESS = 25
+PROCESSOR_TIMEOUT = "20"  # the template's 90 s, shortened: a crashed run comes back after it + 10 s
 
 
 def test_a_killed_processor_retries_the_task_once_and_the_line_resumes(make_stack):
-    # Given a stack with a 4 s model and three tasks in line: A, then B and C behind it
-    stack = make_stack(model_seconds=MODEL_SECONDS)
+    # Given a stack with a 4 s model (and a 20 s Timeout for a run: the crash window) and three tasks in line:
+    # A, then B and C behind it
+    stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ProcessorTimeout": PROCESSOR_TIMEOUT})
     timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
     ids = [upload_presigned(stack.api_url, imagefactory.png()) for _ in range(3)]
     first, behind = ids[0], ids[1:]

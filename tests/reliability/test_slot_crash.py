@@ -30,14 +30,18 @@ from tests.reliability.support import (
 pytestmark = pytest.mark.integration
 
 SLOTS = 3
-TASKS = 9
+TASKS = 7  # 3 running, 4 waiting: the two other slots start all 4 (two rounds) before the crashed run is back
 MODEL_SECONDS = "16"  # long enough that the three first runs overlap, however slowly the uploads arrive
+PROCESSOR_TIMEOUT = "40"  # the template's 90 s, shortened: a crashed run comes back after it + 10 s
 KILL_AT_PROGRESS = 5  # each run under way in its worker (the start is written before the hand-over)
 
 
 def test_a_killed_slot_retries_only_its_task_while_the_other_slots_keep_working(make_stack):
-    # Given 3 slots with a 16 s model and 9 tasks in line, three running and some waiting
-    stack = make_stack(model_seconds=MODEL_SECONDS, parameter_overrides={"ModelSlots": str(SLOTS)})
+    # Given 3 slots with a 16 s model and 7 tasks in line, three running and some waiting
+    stack = make_stack(
+        model_seconds=MODEL_SECONDS,
+        parameter_overrides={"ModelSlots": str(SLOTS), "ProcessorTimeout": PROCESSOR_TIMEOUT},
+    )
     timeout, model = processor_timeout(stack), float(MODEL_SECONDS)
     # (the tickets first, then the files back to back: the burst lands within the first run's model time)
     tickets = [create_ticket(stack.api_url) for _ in range(TASKS)]

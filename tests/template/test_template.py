@@ -90,20 +90,28 @@ def test_model_slots_is_a_parameter_of_1_to_20_slots_defaulting_to_1_given_to_ev
     assert template["Globals"]["Function"]["Environment"]["Variables"]["MODEL_SLOTS"] == {"Ref": "ModelSlots"}
 
 
+def _longest_timeout(template: dict[str, Any], function: str) -> int:
+    """A function's Timeout, or the largest its parameter allows when it is one."""
+    timeout = template["Resources"][function]["Properties"]["Timeout"]
+    return int(template["Parameters"][timeout["Ref"]]["MaxValue"]) if isinstance(timeout, dict) else int(timeout)
+
+
 def test_jobs_and_slots_queues_are_fifo_with_dedup_dlq_and_a_visibility_of_six_consumer_timeouts(template):
     resources = template["Resources"]
     for queue_id, consumer in (("JobsQueue", "DispatchFunction"), ("SlotsQueue", "ProcessorFunction")):
         queue = resources[queue_id]["Properties"]
         assert queue["FifoQueue"] is True
         assert queue["ContentBasedDeduplication"] is True
-        assert queue["VisibilityTimeout"] >= 6 * resources[consumer]["Properties"]["Timeout"]
+        assert queue["VisibilityTimeout"] >= 6 * _longest_timeout(template, consumer)
         assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
         assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
     assert resources["JobsDeadLetterQueue"]["Properties"]["FifoQueue"] is True
     # The dispatcher outwaits a crashed run: its retry after the processor's Timeout + 10 s, then a model time
     longest_model = template["Parameters"]["ModelSeconds"]["MaxValue"]
-    processor_timeout = resources["ProcessorFunction"]["Properties"]["Timeout"]
+    processor_timeout = _longest_timeout(template, "ProcessorFunction")
     assert resources["DispatchFunction"]["Properties"]["Timeout"] > processor_timeout + 10 + longest_model
+    # And the longest model fits in the longest run the processor is given
+    assert longest_model < processor_timeout
 
 
 def test_uploaded_rule_sends_object_created_under_uploads_to_one_fifo_queue_in_one_group(template):
