@@ -11,8 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.responses import DynamoResult
 
-from infra.moto_dynamodb import serialise_item_access
+from infra.moto_dynamodb import items_answered_as_json, serialise_item_access
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -128,3 +129,35 @@ def test_a_read_never_sees_half_a_write(dynamodb: Any) -> None:
     assert seen
     torn = [item for item in seen if len({str(item.get(name)) for name in names}) != 1 or names[0] not in item]
     assert torn == []
+
+
+def test_an_item_read_answers_what_moto_s_serializer_would(dynamodb: Any) -> None:
+    # Given items holding every kind of DynamoDB value, binary ones and text JSON must escape among them
+    item = {
+        "n": {"N": "1.50"}, "b": {"B": b"\x00\x01xyz"}, "bs": {"BS": [b"q", b"r"]}, "ok": {"BOOL": True},
+        "none": {"NULL": True}, "l": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"z": {"B": b"zz"}}}]},
+        "m": {"M": {"y": {"SS": ["a", "b"]}, "w": {"NS": ["1", "2"]}}}, "s": {"S": 'é\u2028"\\\n'},
+    }  # fmt: skip
+    for key in ("a", "b", "c"):
+        dynamodb.put_item(TableName="things", Item={"id": {"S": key}, **item})
+    reads = {
+        "get": lambda: dynamodb.get_item(TableName="things", Key={"id": {"S": "a"}}),
+        "missing": lambda: dynamodb.get_item(TableName="things", Key={"id": {"S": "nobody"}}),
+        "query": lambda: dynamodb.query(TableName="things", KeyConditionExpression="id = :a",
+                                        ExpressionAttributeValues={":a": {"S": "a"}}),
+        "scan": lambda: dynamodb.scan(TableName="things", Limit=2),
+        "batch": lambda: dynamodb.batch_get_item(RequestItems={"things": {"Keys": [{"id": {"S": "b"}}]}}),
+    }  # fmt: skip
+    # When each is read with moto's own serializer, then answered as JSON (items_answered_as_json)
+    items_answered_as_json()
+    answered_as_json = DynamoResult.execute_result
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DynamoResult, "execute_result", answered_as_json.__wrapped__)  # type: ignore[attr-defined]
+        walked = {name: read() for name, read in reads.items()}
+    direct = {name: read() for name, read in reads.items()}
+    # Then boto3 parses the same answer from both
+    for answers in (walked, direct):
+        for answer in answers.values():
+            answer.pop("ResponseMetadata")
+    assert direct == walked
+    assert direct["get"]["Item"]["b"] == {"B": b"\x00\x01xyz"}

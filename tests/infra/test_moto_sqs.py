@@ -54,6 +54,7 @@ def test_concurrent_long_polls_never_take_the_same_message(sqs: Any) -> None:
     url = _fifo(sqs)
     for group in range(30):
         sqs.send_message(QueueUrl=url, MessageBody=str(group), MessageGroupId=f"g{group}")
+
     # When 6 polls take one message at a time until the queue is empty, concurrently
     def drain() -> list[str]:
         bodies: list[str] = []
