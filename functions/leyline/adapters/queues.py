@@ -1,8 +1,10 @@
 """SQS access: IntakeFunction sends jobs into the model's line, and both it and the processor re-time the
-messages they received (a failed one comes back after a short backoff, a crashed run sooner)."""
+messages they received (a failed one comes back after a short backoff, a crashed run sooner); the functions
+that free a model slot wake the dispatcher, which waits on those wakes (SlotWakeQueue)."""
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import Any
 
@@ -10,6 +12,11 @@ import boto3
 
 # The model's line is one message group: the FIFO queue releases a job only after the one before it is done.
 MODEL_GROUP = "model"
+# A wake carries no data: it only tells the dispatcher to read the line summary again.
+WAKE_BODY = "a model slot freed"
+# SQS's longest long poll, and the most messages one receive (and one batch delete) takes.
+_LONGEST_WAIT_SECONDS = 20
+_MOST_MESSAGES = 10
 
 
 def slot_group(slot: int) -> str:
@@ -17,7 +24,7 @@ def slot_group(slot: int) -> str:
 
 
 class SqsQueues:
-    """Satisfies logic.ports.JobLine, logic.ports.SlotLines and logic.ports.MessageVisibility."""
+    """Satisfies logic.ports.JobLine, logic.ports.SlotLines, logic.ports.SlotWakes and logic.ports.MessageVisibility."""
 
     def __init__(self, client: Any | None = None) -> None:
         self._sqs = client or boto3.client("sqs")
@@ -36,6 +43,22 @@ class SqsQueues:
         self._sqs.send_message(
             QueueUrl=queue_url, MessageBody=body, MessageGroupId=slot_group(slot), MessageDeduplicationId=task_id
         )
+
+    def wake(self, queue_url: str) -> None:
+        """One wake on the standard SlotWakeQueue: cheap, unordered, and any number of them mean the same."""
+        self._sqs.send_message(QueueUrl=queue_url, MessageBody=WAKE_BODY)
+
+    def wait_for_wake(self, queue_url: str, seconds: float) -> int:
+        """A long poll (whole seconds, as SQS counts them) that returns as soon as a wake is there; the wakes
+        it received are deleted, so each wakes one wait."""
+        wait = min(_LONGEST_WAIT_SECONDS, max(1, math.ceil(seconds)))
+        received = self._sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=_MOST_MESSAGES, WaitTimeSeconds=wait
+        ).get("Messages", [])
+        if received:
+            entries = [{"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(received)]
+            self._sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+        return len(received)
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
         """Sets when a received message reappears if it is not deleted: after a crash, or as a retry backoff.
