@@ -207,7 +207,9 @@ def test_a_job_that_comes_back_after_a_cancel_never_revives_its_task(world):
 
     # When its job comes back to the model, and later to the dead-letter function
     outcome = world.run(task_id)
-    given_up = give_up(world.tasks, world.wakes, world.settings, UploadJob(task_id, "media", upload_key(task_id), 0), world.clock())
+    given_up = give_up(
+        world.tasks, world.wakes, world.settings, UploadJob(task_id, "media", upload_key(task_id), 0), world.clock()
+    )
 
     # Then neither moves it: it stays CANCELLED at the progress it had, with no video
     assert (outcome.ran, given_up) == (False, False)

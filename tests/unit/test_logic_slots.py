@@ -6,6 +6,7 @@ FakeClock that the dispatch's own waits move forward, finishing the runs that ar
 from __future__ import annotations
 
 import heapq
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -375,7 +376,7 @@ def test_a_waiting_dispatch_keeps_renewing_its_lease_and_gives_up_at_give_up_at(
     assert {seconds for _, seconds in line.leases} == {LEASE_SECONDS}
     times = [at for at, _ in line.leases] + [give_up_at]
     assert len(times) > 3
-    assert all((later - earlier).total_seconds() < LEASE_SECONDS for earlier, later in zip(times, times[1:]))
+    assert all((later - earlier).total_seconds() < LEASE_SECONDS for earlier, later in itertools.pairwise(times))
     # And it gave up exactly at give_up_at, its task still QUEUED
     assert line.clock() == give_up_at
     assert line.tasks.get(waiting).state is TaskState.QUEUED

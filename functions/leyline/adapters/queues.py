@@ -56,8 +56,12 @@ class SqsQueues:
             QueueUrl=queue_url, MaxNumberOfMessages=_MOST_MESSAGES, WaitTimeSeconds=wait
         ).get("Messages", [])
         if received:
-            entries = [{"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(received)]
-            self._sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+            self._sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(received)
+                ],
+            )
         return len(received)
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:

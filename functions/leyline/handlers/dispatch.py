@@ -52,7 +52,16 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
 
     try:
         slot = dispatch(
-            tasks, queues, queues, settings, job, record.body, utc_now, lease=lease, give_up_at=give_up_at, sleep=time.sleep
+            tasks,
+            queues,
+            queues,
+            settings,
+            job,
+            record.body,
+            utc_now,
+            lease=lease,
+            give_up_at=give_up_at,
+            sleep=time.sleep,
         )
     except Exception:
         attempt = int(record.attributes.ApproximateReceiveCount)

@@ -45,8 +45,8 @@ from leyline.models import TASK_ID_PATTERN, Caller, Webhook, parse_task_id, task
 
 if TYPE_CHECKING:
     from leyline.adapters.deliveries_table import DeliveryTable
-    from leyline.adapters.queues import SqsQueues
     from leyline.adapters.idempotency import DynamoDBSubmitRecords
+    from leyline.adapters.queues import SqsQueues
 
 settings = Settings.from_env()
 tasks = TaskRepository(settings.tasks_table)
