@@ -213,11 +213,15 @@ def test_a_wake_queue_that_refuses_every_call_slows_the_line_but_fails_nothing(f
     send_file(second, imagefactory.png())
     final = Timeline(fault_stack.api_url, ids, every=0.2, timeout=120).start().wait_final(timeout=120)
 
-    # Then both end SUCCESS, each run once: the dispatcher found the free slot at its fallback reads
+    # Then both end SUCCESS, each run once and never retried: the dispatcher found the free slot at its fallback
+    # reads, and a refused wake failed no run
     assert [final[task_id]["state"] for task_id in ids] == ["SUCCESS", "SUCCESS"], final
     for task_id in ids:
+        eventually(
+            lambda task_id=task_id: task_log(fault_stack, task_id, FINISHED_LOG), timeout=15, what="the run logged"
+        )
         assert [r["state"] for r in task_log(fault_stack, task_id, FINISHED_LOG)] == ["SUCCESS"]
         assert not task_log(fault_stack, task_id, RETRY_LOG)
-    # And the wakes were refused, as injected
+    # And the wakes were refused, as injected (each run's end sent one, in one attempt)
     sends = next(fault for fault in fault_stack.fault_hits() if fault["operation"] == "SendMessage")
-    assert sends["hits"] >= 2 * BOTOCORE_ATTEMPTS["sqs"]
+    assert sends["hits"] >= 2
