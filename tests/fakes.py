@@ -18,7 +18,16 @@ from typing import Any
 from leyline.config import Settings
 from leyline.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
 from leyline.logic.emails import EmailMessage
-from leyline.logic.ports import Clock, JobLine, MediaStorage, MessageVisibility, SlotLines, SubmitRecords, TaskStore
+from leyline.logic.ports import (
+    Clock,
+    JobLine,
+    MediaStorage,
+    MessageVisibility,
+    SlotLines,
+    SlotWakes,
+    SubmitRecords,
+    TaskStore,
+)
 from leyline.models import (
     ClientBacklog,
     LineSummary,
@@ -250,12 +259,41 @@ class FakeQueues:
         self.hidden.append((queue_arn, receipt_handle, seconds))
 
 
+class FakeSlotWakes:
+    """SlotWakeQueue as a count of waiting wakes. A wait with none there lets the test's `while_waiting` pass the
+    time (it may end runs, which wake); it returns as soon as one came, or after `seconds`, as a long poll does.
+    `refuse` makes both calls raise, as SQS does when it is down."""
+
+    def __init__(self, while_waiting: Callable[[float], None] | None = None) -> None:
+        self.waiting = 0  # sent and not yet received
+        self.sent: list[str] = []  # the queue URL of each wake sent
+        self.waits: list[float] = []  # the `seconds` of each wait
+        self.refuse = False
+        self._while_waiting = while_waiting
+
+    def wake(self, queue_url: str) -> None:
+        if self.refuse:
+            raise ConnectionError("SQS is unreachable")
+        self.sent.append(queue_url)
+        self.waiting += 1
+
+    def wait_for_wake(self, queue_url: str, seconds: float) -> int:
+        if self.refuse:
+            raise ConnectionError("SQS is unreachable")
+        self.waits.append(seconds)
+        if not self.waiting and self._while_waiting is not None:
+            self._while_waiting(seconds)
+        taken, self.waiting = self.waiting, 0
+        return taken
+
+
 # mypy checks here that each fake satisfies its port.
 _store: TaskStore = FakeTaskStore()
 _media: MediaStorage = FakeMediaStorage()
 _line: JobLine = FakeQueues()
 _visibility: MessageVisibility = FakeQueues()
 _slots: SlotLines = FakeQueues()
+_wakes: SlotWakes = FakeSlotWakes()
 _clock: Clock = FakeClock()
 
 

@@ -46,6 +46,9 @@ class Settings:
     webhook_allow_private_targets: bool = False
     deliveries_table: str | None = None
     slots_queue_url: str | None = None  # DispatchFunction's own
+    # SlotWakeQueue: the functions that take a task out of a model slot wake the dispatcher through it, and
+    # DispatchFunction waits on it (logic/slots.py).
+    slot_wake_queue_url: str | None = None
     task_event_bus: str | None = None  # TaskEventsFunction's own: where it publishes the tasks' changes
     model_slots: int = 1  # ModelSlots: models running side by side, each one image at a time
 
@@ -69,6 +72,7 @@ class Settings:
             webhook_allow_private_targets=env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false").strip().lower() == "true",
             deliveries_table=env.get("DELIVERIES_TABLE") or None,
             slots_queue_url=env.get("SLOTS_QUEUE_URL") or None,
+            slot_wake_queue_url=env.get("SLOT_WAKE_QUEUE_URL") or None,
             task_event_bus=env.get("TASK_EVENT_BUS") or None,
             model_slots=_whole(env, "MODEL_SLOTS") if "MODEL_SLOTS" in env else 1,
         )

@@ -15,7 +15,14 @@ from tests.handlers.support import cold_start
 
 @pytest.mark.parametrize(
     ("logical_id", "variable"),
-    [("TaskEventsFunction", "TASK_EVENT_BUS"), ("DispatchFunction", "SLOTS_QUEUE_URL")],
+    [
+        ("TaskEventsFunction", "TASK_EVENT_BUS"),
+        ("DispatchFunction", "SLOTS_QUEUE_URL"),
+        # the dispatcher waits on SlotWakeQueue; the processor and the dead-letter function free slots through it
+        ("DispatchFunction", "SLOT_WAKE_QUEUE_URL"),
+        ("ProcessorFunction", "SLOT_WAKE_QUEUE_URL"),
+        ("DeadLetterFunction", "SLOT_WAKE_QUEUE_URL"),
+    ],
 )
 def test_a_cold_start_without_the_functions_own_setting_raises_config_error(
     template: Stack, resources: boto3.Session, monkeypatch: pytest.MonkeyPatch, logical_id: str, variable: str

@@ -197,3 +197,31 @@ def test_a_transient_error_in_the_intake_is_retried_within_seconds_not_after_the
     assert final["state"] == "SUCCESS", final
     assert [r["state"] for r in task_log(fault_stack, task_id, FINISHED_LOG)] == ["SUCCESS"]
     assert [key for key in video_keys(fault_stack) if task_id in key] == [f"videos/{task_id}.mp4"]
+
+
+def test_a_wake_queue_that_refuses_every_call_slows_the_line_but_fails_nothing(fault_stack):
+    # Given every call the functions make to SlotWakeQueue refused beyond botocore's attempts: the wakes the
+    # runs' ends send, and the dispatcher's waits for them
+    wake_queue = fault_stack.physical_name("SlotWakeQueue")
+    for operation in ("SendMessage", "ReceiveMessage"):
+        fault_stack.inject_fault("sqs", operation, count=None, match=wake_queue)
+    first, second = create_ticket(fault_stack.api_url), create_ticket(fault_stack.api_url)
+    ids = [first["task_id"], second["task_id"]]
+
+    # When two images are uploaded back to back (the second waits for the one model slot)
+    send_file(first, imagefactory.png())
+    send_file(second, imagefactory.png())
+    final = Timeline(fault_stack.api_url, ids, every=0.2, timeout=120).start().wait_final(timeout=120)
+
+    # Then both end SUCCESS, each run once and never retried: the dispatcher found the free slot at its fallback
+    # reads, and a refused wake failed no run
+    assert [final[task_id]["state"] for task_id in ids] == ["SUCCESS", "SUCCESS"], final
+    for task_id in ids:
+        eventually(
+            lambda task_id=task_id: task_log(fault_stack, task_id, FINISHED_LOG), timeout=15, what="the run logged"
+        )
+        assert [r["state"] for r in task_log(fault_stack, task_id, FINISHED_LOG)] == ["SUCCESS"]
+        assert not task_log(fault_stack, task_id, RETRY_LOG)
+    # And the wakes were refused, as injected (each run's end sent one, in one attempt)
+    sends = next(fault for fault in fault_stack.fault_hits() if fault["operation"] == "SendMessage")
+    assert sends["hits"] >= 2

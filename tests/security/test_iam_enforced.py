@@ -178,6 +178,9 @@ def test_every_function_does_its_whole_job_with_only_its_own_grants(invoke, admi
     assert status_of(invoke, task_id)[1]["slot"] == 1
     run = receive_as_lambda_event(admin, template.queue_url("SlotsQueue"), "sqs-jobs-record.json")
     assert invoke("ProcessorFunction", run) == {"batchItemFailures": []}
+    # (and the run's end woke the dispatcher: one wake on SlotWakeQueue, sent with the processor's own grant)
+    wakes = admin.client("sqs").receive_message(QueueUrl=template.queue_url("SlotWakeQueue"), MaxNumberOfMessages=10)
+    assert len(wakes.get("Messages", [])) == 1
 
     # Then the task succeeded, and its video link is signed with StatusFunction's key, which may read the video
     # (moto cannot authorise a presigned request itself, so the read is made as an API call with that key)

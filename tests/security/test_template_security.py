@@ -51,6 +51,8 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:DeleteItem", "TasksTable"),
         ("s3:DeleteObject", "MediaBucket/uploads/*"),
         ("s3:DeleteObject", "MediaBucket/videos/*"),
+        # a cancel frees a running task's model slot: it wakes the dispatcher
+        ("sqs:SendMessage", "SlotWakeQueue"),
     },
     "StatusFunction": {
         ("dynamodb:GetItem", "TasksTable"),
@@ -80,15 +82,23 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("s3:DeleteObject", "MediaBucket/videos/*"),
         ("sqs:GetQueueUrl", "SlotsQueue"),
         ("sqs:ChangeMessageVisibility", "SlotsQueue"),
+        ("sqs:SendMessage", "SlotWakeQueue"),  # a run's end frees its slot: it wakes the dispatcher
     },
     "DispatchFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),
         ("sqs:SendMessage", "SlotsQueue"),
         ("sqs:GetQueueUrl", "JobsQueue"),
-        ("sqs:ChangeMessageVisibility", "JobsQueue"),
+        ("sqs:ChangeMessageVisibility", "JobsQueue"),  # its own job's lease
+        # waits for a slot's wake (a long poll), deletes the wakes it took
+        ("sqs:ReceiveMessage", "SlotWakeQueue"),
+        ("sqs:DeleteMessage", "SlotWakeQueue"),
     },
-    "DeadLetterFunction": {("dynamodb:GetItem", "TasksTable"), ("dynamodb:UpdateItem", "TasksTable")},
+    "DeadLetterFunction": {
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("sqs:SendMessage", "SlotWakeQueue"),  # a task that kept crashing leaves its slot: it wakes the dispatcher
+    },
     "TaskEventsFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("s3:GetObject", "MediaBucket/videos/*"),

@@ -404,3 +404,17 @@ def test_the_init_phase_runs_no_garbage_collection_and_leaves_the_collector_on(l
     assert collector["heavy_loading"] == [[]] * len(collector["heavy_loading"])
     assert collector["frozen"] > 10_000
     assert collector["enabled"] is True
+
+
+def test_the_slot_wake_queue_is_standard_encrypted_and_keeps_its_wakes_for_minutes_only(template):
+    # Given SlotWakeQueue, which wakes the dispatcher when a model slot frees
+    wakes = template["Resources"]["SlotWakeQueue"]["Properties"]
+    # Then it is a standard queue (wakes need no order, any number mean the same), encrypted, and a wake nobody
+    # took is gone within minutes (the dispatcher re-reads the line every 2 s anyway)
+    assert "FifoQueue" not in wakes
+    assert wakes["SqsManagedSseEnabled"] is True
+    assert wakes["MessageRetentionPeriod"] <= 300
+    # And the dispatcher waits on it, and every function that takes a task out of a slot knows it
+    for function in ("DispatchFunction", "ProcessorFunction", "ApiFunction", "DeadLetterFunction"):
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["SLOT_WAKE_QUEUE_URL"] == {"Ref": "SlotWakeQueue"}, function

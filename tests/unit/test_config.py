@@ -33,9 +33,14 @@ def test_bad_settings_stop_the_cold_start(name, value):
 
 def test_a_functions_own_settings_are_read_when_its_environment_has_them():
     # Given the environment every function has, and TaskEventsFunction's and DispatchFunction's own variables
-    own = {"TASK_EVENT_BUS": "leyline-task-events", "SLOTS_QUEUE_URL": "https://sqs/slots.fifo"}
+    own = {
+        "TASK_EVENT_BUS": "leyline-task-events",
+        "SLOTS_QUEUE_URL": "https://sqs/slots.fifo",
+        "SLOT_WAKE_QUEUE_URL": "https://sqs/wakes",
+    }
     # When the settings are read, with and without them
     given, absent = Settings.from_env({**VALID, **own}), Settings.from_env(VALID)
     # Then they are there when given, None when not (the function that needs one refuses to start without it)
     assert (given.task_event_bus, given.slots_queue_url) == ("leyline-task-events", "https://sqs/slots.fifo")
-    assert (absent.task_event_bus, absent.slots_queue_url) == (None, None)
+    assert given.slot_wake_queue_url == "https://sqs/wakes"
+    assert (absent.task_event_bus, absent.slots_queue_url, absent.slot_wake_queue_url) == (None, None, None)

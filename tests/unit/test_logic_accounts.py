@@ -20,7 +20,7 @@ from leyline.logic.tasks import (
     video_location,
 )
 from leyline.models import Caller, LineSummary
-from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeTaskStore
+from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeSlotWakes, FakeTaskStore
 
 ALICE, BOB = "sub-alice", "sub-bob"
 IP = "198.51.100.1"
@@ -78,9 +78,9 @@ def test_in_accounts_mode_a_user_sees_their_own_tasks_and_no_one_elses(world):
     with pytest.raises(TaskNotFound):
         video_location(world.tasks, world.media, world.settings, alices, world.clock(), attachment=False, user=BOB)
     with pytest.raises(TaskNotFound):
-        cancel_task(world.tasks, world.media, world.settings, alices, world.clock(), user=BOB)
+        cancel_task(world.tasks, world.media, FakeSlotWakes(), world.settings, alices, world.clock(), user=BOB)
     with pytest.raises(TaskNotFound):
-        delete_task(world.tasks, world.media, alices, world.clock(), user=BOB)
+        delete_task(world.tasks, world.media, FakeSlotWakes(), world.settings, alices, world.clock(), user=BOB)
     assert world.status(alices, ALICE)["state"] == "PENDING"
 
 

@@ -11,7 +11,7 @@ from leyline.logic.jobs import Admission, admit_upload, give_up, upload_job
 from leyline.logic.retries import CRASH_GRACE_SECONDS, crash_retry_seconds, retry_backoff_seconds
 from leyline.logic.tasks import get_status
 from leyline.models import TaskState, upload_key
-from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeTaskStore, seed_task
+from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeSlotWakes, FakeTaskStore, seed_task
 
 WINDOW = timedelta(seconds=SETTINGS.upload_url_seconds) + timedelta(minutes=5)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -101,8 +101,8 @@ def test_a_dead_job_fails_its_task_unless_it_already_ended(intake):
     task_id = intake.waiting_task()
     intake.lands(task_id)
     job = upload_job("media", upload_key(task_id), len(PNG))
-    assert give_up(intake.tasks, job, intake.clock()) is True
-    assert give_up(intake.tasks, job, intake.clock()) is False
+    assert give_up(intake.tasks, FakeSlotWakes(), SETTINGS, job, intake.clock()) is True
+    assert give_up(intake.tasks, FakeSlotWakes(), SETTINGS, job, intake.clock()) is False
     task = intake.tasks.get(task_id)
     assert task is not None
     assert (task.state, task.error_code) == (TaskState.FAILURE, "PROCESSING_FAILED")

@@ -20,7 +20,7 @@ from leyline.logic.tasks import UPLOAD_EXPIRED_MESSAGE, create_presigned_upload,
 from leyline.media.video import render_video
 from leyline.models import TaskState, UploadJob, upload_key, video_key
 from tests import imagefactory
-from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeTaskStore
+from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeSlotWakes, FakeTaskStore
 
 MODEL = int(SETTINGS.model_seconds)
 ME = "198.51.100.1"
@@ -32,6 +32,7 @@ class World:
     def __init__(self, settings: Settings = SETTINGS, tasks: FakeTaskStore | None = None) -> None:
         self.settings = settings
         self.clock, self.tasks, self.media = FakeClock(), tasks or FakeTaskStore(), FakeMediaStorage()
+        self.wakes = FakeSlotWakes()
 
     def ticket(self) -> str:
         return create_presigned_upload(self.tasks, self.media, self.settings, self.clock(), client=ME).task_id
@@ -47,19 +48,19 @@ class World:
         return get_status(self.tasks, self.media, self.settings, task_id, self.clock()).to_json()
 
     def cancel(self, task_id: str) -> dict[str, object]:
-        return cancel_task(self.tasks, self.media, self.settings, task_id, self.clock()).to_json()
+        return cancel_task(self.tasks, self.media, self.wakes, self.settings, task_id, self.clock()).to_json()
 
     def delete(self, task_id: str) -> None:
-        delete_task(self.tasks, self.media, task_id, self.clock())
+        delete_task(self.tasks, self.media, self.wakes, self.settings, task_id, self.clock())
 
     def run(self, task_id: str) -> Outcome:
         job = UploadJob(task_id=task_id, bucket="media", key=upload_key(task_id), size=0)
-        return run_model(self.tasks, self.media, self.settings, job, self.clock)
+        return run_model(self.tasks, self.media, self.settings, job, self.clock, wakes=self.wakes)
 
 
 @pytest.fixture
 def world() -> World:
-    return World(replace(SETTINGS, max_waiting_tasks_per_client=100))
+    return World(replace(SETTINGS, max_waiting_tasks_per_client=100, slot_wake_queue_url="wakes"))
 
 
 def _in_line(status: dict[str, object]) -> tuple[object, object]:
@@ -206,13 +207,55 @@ def test_a_job_that_comes_back_after_a_cancel_never_revives_its_task(world):
 
     # When its job comes back to the model, and later to the dead-letter function
     outcome = world.run(task_id)
-    given_up = give_up(world.tasks, UploadJob(task_id, "media", upload_key(task_id), 0), world.clock())
+    given_up = give_up(
+        world.tasks, world.wakes, world.settings, UploadJob(task_id, "media", upload_key(task_id), 0), world.clock()
+    )
 
     # Then neither moves it: it stays CANCELLED at the progress it had, with no video
     assert (outcome.ran, given_up) == (False, False)
     status = world.status(task_id)
     assert (status["state"], status["progress"], status["error"]) == ("CANCELLED", 40, None)
     assert video_key(task_id) not in world.media.objects
+
+
+def test_cancelling_a_task_in_the_model_wakes_the_dispatcher_and_one_waiting_for_its_upload_does_not(world):
+    # Given a task in the model (it holds a slot) and one still waiting for its upload (it holds none)
+    running, waiting = world.queued(), world.ticket()
+    assert world.tasks.take_slot(running, world.clock(), slots=1) == 1
+
+    # When both are cancelled
+    world.cancel(waiting)
+    assert world.wakes.sent == []
+    world.cancel(running)
+
+    # Then only the running one's cancel woke the dispatcher, once, after its slot was free
+    assert world.wakes.sent == [world.settings.slot_wake_queue_url]
+    assert world.tasks.line_summary(running).free_slot(1) == 1
+
+
+def test_a_cancel_whose_wake_sqs_refuses_still_cancels_the_task(world):
+    # Given a task in the model, and a wake queue that refuses every send
+    task_id = world.queued()
+    assert world.tasks.take_slot(task_id, world.clock(), slots=1) == 1
+    world.wakes.refuse = True
+
+    # When it is cancelled, Then the cancel answers CANCELLED and its slot is free all the same
+    assert world.cancel(task_id)["state"] == "CANCELLED"
+    assert world.tasks.line_summary(task_id).free_slot(1) == 1
+
+
+def test_a_dead_job_that_fails_its_task_in_the_model_wakes_the_dispatcher(world):
+    # Given a task in the model whose run kept crashing
+    task_id = world.queued()
+    assert world.tasks.take_slot(task_id, world.clock(), slots=1) == 1
+
+    # When its job reaches the dead-letter function (twice: a repeated delivery)
+    job = UploadJob(task_id, "media", upload_key(task_id), 0)
+    assert give_up(world.tasks, world.wakes, world.settings, job, world.clock()) is True
+    assert give_up(world.tasks, world.wakes, world.settings, job, world.clock()) is False
+
+    # Then the one FAILURE that freed its slot woke the dispatcher
+    assert world.wakes.sent == [world.settings.slot_wake_queue_url]
 
 
 # ---- delete ------------------------------------------------------------------------------------
@@ -233,6 +276,17 @@ def test_deleting_a_finished_task_removes_its_upload_video_and_record(world):
         world.status(task_id)
     with pytest.raises(TaskNotFound):
         world.delete(task_id)
+
+
+def test_deleting_a_task_in_the_model_wakes_the_dispatcher(world):
+    # Given a task in the model
+    task_id = world.queued()
+    assert world.tasks.take_slot(task_id, world.clock(), slots=1) == 1
+
+    # When it is deleted, Then its cancel freed the slot and woke the dispatcher
+    world.delete(task_id)
+    assert world.wakes.sent == [world.settings.slot_wake_queue_url]
+    assert world.tasks.line_summary(task_id).free_slot(1) == 1
 
 
 def test_deleting_a_task_in_line_takes_it_out_of_the_line(world):

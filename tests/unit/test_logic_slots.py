@@ -1,40 +1,77 @@
 """Model slots (issue 15) on the in-memory fakes: the dispatch (leyline.logic.slots) starts tasks in line order
-in at most N slots, a free slot takes the next task at the dispatch's next poll, and every waiting task's
-position and ETA are what walking the whole line with N slots gives. The clock is a FakeClock that the
-dispatch's own waits move forward, finishing the runs that are due."""
+in at most N slots, a free slot takes the next task as soon as the move that freed it wakes the dispatch, and
+every waiting task's position and ETA are what walking the whole line with N slots gives. The clock is a
+FakeClock that the dispatch's own waits move forward, finishing the runs that are due (each end wakes it)."""
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from leyline.logic.processing import run_model
-from leyline.logic.slots import SLOT_IDLE_POLL_SECONDS, SLOT_POLL_SECONDS, NoFreeSlot, dispatch, poll_interval
+from leyline.logic.slots import FALLBACK_SECONDS, LEASE_SECONDS, NoFreeSlot, dispatch, slot_freed
 from leyline.logic.tasks import get_status
 from leyline.models import LineSummary, TaskState, UploadJob, upload_key
 from tests import imagefactory
-from tests.fakes import SETTINGS, FakeClock, FakeMediaStorage, FakeQueues, FakeTaskStore, seed_task
+from tests.fakes import (
+    SETTINGS,
+    FakeClock,
+    FakeMediaStorage,
+    FakeQueues,
+    FakeSlotWakes,
+    FakeTaskStore,
+    seed_task,
+)
 
 MODEL = float(SETTINGS.model_seconds)
 FAR = timedelta(days=1)
 
 
+class CountingTaskStore(FakeTaskStore):
+    """Counts the reads of the line summary: what the dispatch's waiting costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summary_reads = 0
+
+    def line_summary(self, task_id: str) -> LineSummary:
+        self.summary_reads += 1
+        return super().line_summary(task_id)
+
+
 class Slots:
-    """A line, N slots and a dispatcher; each started run ends after its planned time (MODEL unless planned)."""
+    """A line, N slots and a dispatcher; each started run ends after its planned time (MODEL unless planned),
+    and its end wakes the dispatcher (unless `wake_on_end` is off: a crash between the write and the send)."""
 
     def __init__(self, slots: int) -> None:
-        self.clock, self.tasks, self.media, self.queues = FakeClock(), FakeTaskStore(), FakeMediaStorage(), FakeQueues()
-        self.settings = replace(SETTINGS, model_slots=slots, slots_queue_url="slots", max_waiting_tasks_per_client=999)
+        self.clock, self.tasks, self.media, self.queues = (
+            FakeClock(),
+            CountingTaskStore(),
+            FakeMediaStorage(),
+            FakeQueues(),
+        )
+        self.wakes = FakeSlotWakes(while_waiting=self.pass_time)
+        self.settings = replace(
+            SETTINGS,
+            model_slots=slots,
+            slots_queue_url="slots",
+            slot_wake_queue_url="wakes",
+            max_waiting_tasks_per_client=999,
+        )
         self.order: list[str] = []
         self.runs: dict[str, tuple[float, TaskState]] = {}  # planned: task -> (seconds in the model, how it ends)
         self.ends: dict[str, tuple[datetime, TaskState]] = {}  # running: task -> (when its run ends, how)
         self.started: list[str] = []
+        self.started_at: dict[str, datetime] = {}
         self.finished_at: dict[str, datetime] = {}
+        self.leases: list[tuple[datetime, int]] = []  # (when, for how long) the dispatch hid its job
+        self.wake_on_end = True
         self.checks = 0
-        self.polls = 0
+        self.waits = 0
 
     def queue(self, count: int) -> list[str]:
         new = []
@@ -48,26 +85,49 @@ class Slots:
     def dispatch(self, task_id: str, *, give_up_at: datetime | None = None) -> int | None:
         job = UploadJob(task_id=task_id, bucket="media", key=upload_key(task_id), size=1)
         until = give_up_at or self.clock() + FAR
-        queues, settings = self.queues, self.settings
-        slot = dispatch(self.tasks, queues, settings, job, "{}", self.clock, give_up_at=until, sleep=self.wait)
+        slot = dispatch(
+            self.tasks,
+            self.queues,
+            self.wakes,
+            self.settings,
+            job,
+            "{}",
+            self.clock,
+            lease=self.lease,
+            give_up_at=until,
+            sleep=self.sleep,
+        )
         if slot is not None and task_id not in self.ends:
             seconds, outcome = self.runs.get(task_id, (MODEL, TaskState.SUCCESS))
             self.ends[task_id] = (self.clock() + timedelta(seconds=seconds), outcome)
             self.started.append(task_id)
+            self.started_at[task_id] = self.clock()
         return slot
 
     def dispatch_all(self) -> None:
         for task_id in self.order:
             self.dispatch(task_id)
-        while self.ends:
-            self.wait(SLOT_POLL_SECONDS)
+        while self.ends:  # the last runs end, nobody waiting on their wakes
+            self.wakes.waiting = 0
+            self.pass_time(FALLBACK_SECONDS)
 
-    def wait(self, seconds: float) -> None:
-        """The dispatch's sleep: time passes, due runs end, and the line is checked against brute force
-        (after every change, and every 20th poll)."""
-        self.clock.advance(seconds)
-        self.polls += 1
-        changed = self.polls % 20 == 0
+    def lease(self, seconds: int) -> None:
+        self.leases.append((self.clock(), seconds))
+
+    def pass_time(self, seconds: float) -> None:
+        """A wait for a wake: time passes, the runs due end (each end written, then a wake sent), until a wake
+        is there or `seconds` have passed. The line is checked against brute force after every change, and
+        every 20th wait."""
+        until = self.clock() + timedelta(seconds=seconds)
+        self.waits += 1
+        if self.waits % 20 == 0:
+            self.check()
+        while not self.wakes.waiting and self.clock() < until:
+            due = [at for at, _ in self.ends.values() if at <= until]
+            self.clock.now = min(due) if due else until
+            self.end_due_runs()
+
+    def end_due_runs(self) -> None:
         for task_id, (at, outcome) in sorted(self.ends.items(), key=lambda item: item[1][0]):
             if at <= self.clock():
                 del self.ends[task_id]
@@ -75,12 +135,23 @@ class Slots:
                     assert self.tasks.mark_succeeded(task_id, self.clock())
                 else:
                     assert self.tasks.mark_failed(task_id, "UNSUPPORTED_FORMAT", "Not an image.", self.clock())
+                if self.wake_on_end:
+                    slot_freed(self.wakes, self.settings)
                 self.finished_at[task_id] = self.clock()
-                changed = True
-        if changed:
-            self.check()
+                self.check()
+
+    def sleep(self, seconds: float) -> None:
+        """The dispatch's pause when the wake queue refuses a wait: all of `seconds` pass, whatever ends."""
+        until = self.clock() + timedelta(seconds=seconds)
+        while self.clock() < until:
+            self.pass_time((until - self.clock()).total_seconds())
 
     def check(self) -> None:
+        reads = self.tasks.summary_reads  # the check's own reads are not the dispatch's
+        self._check()
+        self.tasks.summary_reads = reads
+
+    def _check(self) -> None:
         tasks = [self.tasks.get(task_id) for task_id in self.order]
         running = [t for t in tasks if t is not None and t.state is TaskState.PROCESSING]
         # At most N in the model, each in a slot of its own
@@ -122,10 +193,10 @@ def test_with_three_slots_twelve_tasks_start_in_line_order_three_at_a_time_and_f
     # Then they started in line order, in slots 1, 2, 3, 1, 2, 3...
     assert line.started == line.order
     assert [slot for _, _, slot in line.queues.slotted] == [1, 2, 3] * 4
-    # And all were done after 4 model times (each start within one poll of its slot freeing)
+    # And all were done after exactly 4 model times (each start at the wake of its slot's end)
     done = max(line.finished_at.values())
-    assert (done - began).total_seconds() <= 4 * MODEL + 4 * SLOT_POLL_SECONDS
-    # And each ETA read when it joined was its real finish, within the polls it waited
+    assert (done - began).total_seconds() == pytest.approx(4 * MODEL)
+    # And each ETA read when it joined was its real finish
     for task_id, eta in etas.items():
         real = (line.finished_at[task_id] - began).total_seconds()
         assert eta is not None
@@ -166,7 +237,7 @@ def test_a_free_slot_takes_the_next_task_at_once_when_a_run_is_cancelled():
     assert (status.state, status.slot, status.queue_position) == (TaskState.PROCESSING, 2, 0)
 
 
-def test_a_bad_input_frees_its_slot_for_the_next_task_at_the_next_poll():
+def test_a_bad_input_frees_its_slot_for_the_next_task_at_its_wake():
     # Given 2 slots running, the first with an image the model refuses, and a third task waiting
     line = Slots(2)
     bad, good, third = line.queue(3)
@@ -175,9 +246,9 @@ def test_a_bad_input_frees_its_slot_for_the_next_task_at_the_next_poll():
     # When the dispatcher waits for a slot for the third
     at = line.clock()
     assert line.dispatch(third) == 1
-    # Then it took the bad one's slot within one slow poll of the failure, long before the other run ends
+    # Then it took the bad one's slot the moment the failure woke it, long before the other run ends
     assert line.tasks.get(bad).state is TaskState.FAILURE
-    assert (line.clock() - at).total_seconds() <= 0.4 + SLOT_IDLE_POLL_SECONDS
+    assert (line.clock() - at).total_seconds() == pytest.approx(0.4)
     assert line.tasks.get(good).state is TaskState.PROCESSING
 
 
@@ -237,21 +308,96 @@ def test_a_retry_after_a_crash_keeps_its_slot_and_a_finish_frees_it():
     assert LineSummary(running={1: now, 2: now, 3: now}, slots={1: 1, 2: 2, 3: 3}).free_slot(3) is None
 
 
-@pytest.mark.parametrize(
-    ("ran_for", "expected"),
-    [
-        (10.0, SLOT_IDLE_POLL_SECONDS),  # 20 s of model time left: a slow poll (a slot freed early waits <= 0.2 s)
-        (MODEL - 0.2, SLOT_POLL_SECONDS),  # about to end: poll often, the next task starts within 20 ms
-        (MODEL + 0.5, SLOT_POLL_SECONDS),  # its finish is being written
-        (MODEL + 60, SLOT_IDLE_POLL_SECONDS),  # long past: a crashed run waiting for its retry
-    ],
-)
-def test_the_dispatcher_polls_often_only_around_the_end_of_a_model_time(ran_for, expected):
-    # Given a slot whose task has been running `ran_for` seconds
-    now = datetime(2026, 5, 1, 12, 0)
-    summary = LineSummary(cursor=1, running={1: now - timedelta(seconds=ran_for)}, slots={1: 1})
-    # Then the wait before the next read of the summary is
-    assert poll_interval(summary, MODEL, now) == expected
+def test_a_waiting_dispatch_reads_the_line_again_only_when_woken_or_after_the_fallback():
+    # Given 1 slot whose run ends 29.3 s from now (between two fallback reads), and a task waiting for it
+    line = Slots(1)
+    running, waiting = line.queue(2)
+    line.runs[running] = (29.3, TaskState.SUCCESS)
+    assert line.dispatch(running) == 1
+    reads_before = line.tasks.summary_reads
+    # When the dispatcher waits to start the next one
+    assert line.dispatch(waiting) == 1
+    # Then it waited on the wakes, never longer than the fallback, and read the line summary once before its
+    # first wait and once after each: after each fallback, and after the run's end woke it
+    assert line.wakes.waits
+    assert max(line.wakes.waits) <= FALLBACK_SECONDS
+    assert line.tasks.summary_reads - reads_before == len(line.wakes.waits) + 1
+    # And it took the slot the moment the end woke it, not at the next fallback read (30 s)
+    assert line.started_at[waiting] == line.finished_at[running]
+    assert (line.started_at[waiting] - line.started_at[running]).total_seconds() == pytest.approx(29.3)
+    assert line.wakes.waiting == 0  # the wake it received was taken off the queue
+
+
+def test_a_lost_wake_delays_the_next_start_by_at_most_the_fallback():
+    # Given 1 slot whose run ends 29.3 s from now without a wake (a crash between its write and the send)
+    line = Slots(1)
+    running, waiting = line.queue(2)
+    line.runs[running] = (29.3, TaskState.SUCCESS)
+    line.wake_on_end = False
+    assert line.dispatch(running) == 1
+    # When the dispatcher waits to start the next one
+    assert line.dispatch(waiting) == 1
+    # Then it took the slot at its next fallback read of the summary: at most FALLBACK_SECONDS after the end
+    late = (line.started_at[waiting] - line.finished_at[running]).total_seconds()
+    assert 0 < late <= FALLBACK_SECONDS
+
+
+def test_a_wake_queue_that_refuses_slows_the_line_but_never_stops_it():
+    # Given 1 slot whose run ends 29.3 s from now, and a wake queue that refuses every send and every wait
+    line = Slots(1)
+    running, waiting = line.queue(2)
+    line.runs[running] = (29.3, TaskState.SUCCESS)
+    line.wakes.refuse = True
+    assert line.dispatch(running) == 1
+    # When the run ends (its wake refused) and the dispatcher waits for its slot
+    assert line.dispatch(waiting) == 1
+    # Then the end stands, and the next task took the slot at the dispatch's next read, within the fallback
+    assert line.tasks.get(running).state is TaskState.SUCCESS
+    late = (line.started_at[waiting] - line.finished_at[running]).total_seconds()
+    assert 0 < late <= FALLBACK_SECONDS
+    assert line.wakes.sent == []
+
+
+def test_a_waiting_dispatch_keeps_renewing_its_lease_and_gives_up_at_give_up_at():
+    # Given 1 slot held by a run that crashed (it stays PROCESSING until its retry), and a task behind it
+    line = Slots(1)
+    crashed, waiting = line.queue(2)
+    line.runs[crashed] = (10 * MODEL, TaskState.SUCCESS)
+    assert line.dispatch(crashed) == 1
+    line.leases.clear()
+    began = line.clock()
+    give_up_at = began + timedelta(seconds=95)
+    # When the next dispatch waits for a slot until give_up_at
+    with pytest.raises(NoFreeSlot):
+        line.dispatch(waiting, give_up_at=give_up_at)
+    # Then it took its job's lease at once and renewed it while it waited, each renewal before the last lease ran
+    # out, so a dispatcher alive never lets its job be received again, and one that crashed would within a lease
+    assert line.leases[0] == (began, LEASE_SECONDS)
+    assert {seconds for _, seconds in line.leases} == {LEASE_SECONDS}
+    times = [at for at, _ in line.leases] + [give_up_at]
+    assert len(times) > 3
+    assert all((later - earlier).total_seconds() < LEASE_SECONDS for earlier, later in itertools.pairwise(times))
+    # And it gave up exactly at give_up_at, its task still QUEUED
+    assert line.clock() == give_up_at
+    assert line.tasks.get(waiting).state is TaskState.QUEUED
+
+
+def test_a_slot_freeing_move_wakes_the_dispatcher_and_a_refused_wake_leaves_the_move_standing():
+    # Given a task in the model whose upload is gone (its run fails fast: FAILURE UPLOAD_MISSING, no decode)
+    line = Slots(2)
+    first, second = line.queue(2)
+    for task_id in (first, second):
+        assert line.dispatch(task_id) is not None
+    # When its slot runs it
+    outcome = run_model(line.tasks, line.media, line.settings, _job(first), line.clock, wakes=line.wakes)
+    # Then the fail-fast FAILURE woke the dispatcher, once, on the wake queue
+    assert (outcome.state, outcome.error_code) == ("FAILURE", "UPLOAD_MISSING")
+    assert line.wakes.sent == ["wakes"]
+    # And when the wake queue refuses, the same move still ends the task and the run does not raise
+    line.wakes.refuse = True
+    outcome = run_model(line.tasks, line.media, line.settings, _job(second), line.clock, wakes=line.wakes)
+    assert (outcome.state, line.tasks.get(second).state) == ("FAILURE", TaskState.FAILURE)
+    assert line.tasks.line_summary(second).free_slot(2) == 1
 
 
 @pytest.mark.integration  # the model decodes the upload in a forked child
@@ -266,17 +412,20 @@ def test_a_run_counts_its_model_time_from_when_its_task_took_the_slot_and_a_retr
     assert line.tasks.take_slot(first, clock() - timedelta(seconds=0.5), slots=2) == 1
     started_at = line.tasks.get(first).started_at
     # When its slot runs it
-    outcome = run_model(line.tasks, line.media, line.settings, _job(first), clock)
+    outcome = run_model(line.tasks, line.media, line.settings, _job(first), clock, wakes=line.wakes)
     # Then it keeps the start it took the slot at: what its ETA counted from
     task = line.tasks.get(first)
     assert (outcome.state, task.started_at) == ("SUCCESS", started_at)
     # And a retry after a crash starts the clock again
     assert line.tasks.take_slot(second, clock() - timedelta(seconds=0.5), slots=2) == 1
     retry_began = clock()
-    assert run_model(line.tasks, line.media, line.settings, _job(second), clock, retry=True).state == "SUCCESS"
+    retried = run_model(line.tasks, line.media, line.settings, _job(second), clock, wakes=line.wakes, retry=True)
+    assert retried.state == "SUCCESS"
     restarted = line.tasks.get(second).started_at
     assert restarted is not None
     assert restarted >= retry_began.replace(microsecond=retry_began.microsecond // 1000 * 1000)
+    # And each run's SUCCESS woke the dispatcher: its slot was free
+    assert line.wakes.sent == ["wakes", "wakes"]
 
 
 def _job(task_id: str) -> UploadJob:

@@ -13,14 +13,18 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from leyline.adapters.queues import SqsQueues
     from leyline.adapters.tasks_table import TaskRepository
-    from leyline.config import Settings
+    from leyline.config import ConfigError, Settings
     from leyline.handlers.events import UploadedRecord
     from leyline.logic.jobs import give_up
     from leyline.models import utc_now
 
     settings = Settings.from_env()
+    if settings.slot_wake_queue_url is None:
+        raise ConfigError("environment variable SLOT_WAKE_QUEUE_URL is required")
     tasks = TaskRepository(settings.tasks_table)
+    queues = SqsQueues()  # wakes the dispatcher when a failed task leaves its model slot
     logger = Logger()
     tracer = Tracer()
     metrics = Metrics()
@@ -31,7 +35,7 @@ def record_handler(record: UploadedRecord) -> None:
     job = record.job()
     if job is None:
         return
-    if give_up(tasks, job, utc_now()):
+    if give_up(tasks, queues, settings, job, utc_now()):
         metrics.add_metric(name="TasksDeadLettered", unit=MetricUnit.Count, value=1)
         logger.error("task failed after exhausting its retries")
 

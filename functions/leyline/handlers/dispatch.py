@@ -19,15 +19,17 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from leyline.adapters.tasks_table import TaskRepository
     from leyline.config import ConfigError, Settings
     from leyline.handlers.events import UploadedRecord, hide
-    from leyline.logic.retries import crash_retry_seconds, retry_backoff_seconds
+    from leyline.logic.retries import retry_backoff_seconds
     from leyline.logic.slots import dispatch
     from leyline.models import utc_now
 
     settings = Settings.from_env()
     if settings.slots_queue_url is None:
         raise ConfigError("environment variable SLOTS_QUEUE_URL is required")
+    if settings.slot_wake_queue_url is None:
+        raise ConfigError("environment variable SLOT_WAKE_QUEUE_URL is required")
     tasks = TaskRepository(settings.tasks_table)
-    queues = SqsQueues()  # sends to the slots' queue; re-times its own messages
+    queues = SqsQueues()  # sends to the slots' queue; waits for the slots' wakes; leases its own message
     logger = Logger()
     tracer = Tracer()
     processor = SqsFifoPartialProcessor(model=UploadedRecord)
@@ -41,11 +43,26 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
     if job is None:
         return
     remaining = lambda_context.get_remaining_time_in_millis()
-    # A crashed dispatch comes back when the invocation would have ended, not after 6 x the Timeout.
-    hide(queues, record.eventSourceARN, record.receiptHandle, crash_retry_seconds(remaining))
     give_up_at = utc_now() + timedelta(seconds=remaining / 1000 - _MARGIN_SECONDS)
+
+    def lease(seconds: int) -> None:
+        """Holds the line's head while the dispatch waits: a crashed dispatch's job comes back when its lease
+        runs out (logic/slots.LEASE_SECONDS), not after 6 x the Timeout."""
+        hide(queues, record.eventSourceARN, record.receiptHandle, seconds)
+
     try:
-        slot = dispatch(tasks, queues, settings, job, record.body, utc_now, give_up_at=give_up_at, sleep=time.sleep)
+        slot = dispatch(
+            tasks,
+            queues,
+            queues,
+            settings,
+            job,
+            record.body,
+            utc_now,
+            lease=lease,
+            give_up_at=give_up_at,
+            sleep=time.sleep,
+        )
     except Exception:
         attempt = int(record.attributes.ApproximateReceiveCount)
         hide(queues, record.eventSourceARN, record.receiptHandle, retry_backoff_seconds(attempt))

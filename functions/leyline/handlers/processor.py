@@ -32,9 +32,11 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     settings = Settings.from_env()
     if settings.idempotency_table is None:
         raise ConfigError("environment variable IDEMPOTENCY_TABLE is required")
+    if settings.slot_wake_queue_url is None:
+        raise ConfigError("environment variable SLOT_WAKE_QUEUE_URL is required")
     tasks = TaskRepository(settings.tasks_table)
     media = MediaStore(settings.media_bucket)
-    queues = SqsQueues()
+    queues = SqsQueues()  # re-times its own job; wakes the dispatcher when a run frees its slot
     logger = Logger()
     tracer = Tracer()
     metrics = Metrics()
@@ -56,7 +58,7 @@ _RESULT_METRICS = {
     data_keyword_argument="job", persistence_store=persistence, config=idempotency, key_prefix="model-run"
 )
 def process_job(job: UploadJob, retry: bool = False) -> dict[str, Any]:
-    outcome = run_model(tasks, media, settings, job, utc_now, retry=retry)
+    outcome = run_model(tasks, media, settings, job, utc_now, wakes=queues, retry=retry)
     if outcome.ran:
         metrics.add_metric(name="TasksStarted", unit=MetricUnit.Count, value=1)
         result = _RESULT_METRICS.get(outcome.state)  # a task deleted meanwhile counts as none of them

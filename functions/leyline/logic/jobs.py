@@ -11,7 +11,8 @@ from enum import Enum
 from urllib.parse import unquote_plus
 
 from leyline.config import Settings
-from leyline.logic.ports import MediaStorage, TaskStore
+from leyline.logic.ports import MediaStorage, SlotWakes, TaskStore
+from leyline.logic.slots import slot_freed
 from leyline.logic.tasks import UPLOAD_EXPIRED, UPLOAD_EXPIRED_MESSAGE, upload_window, upload_window_closed_at
 from leyline.models import TaskState, UploadJob, task_id_from_upload_key
 
@@ -48,11 +49,15 @@ def admit_upload(tasks: TaskStore, media: MediaStorage, settings: Settings, job:
     return Admission.IGNORED
 
 
-def give_up(tasks: TaskStore, job: UploadJob, now: datetime) -> bool:
-    """The job exhausted its retries. False if its task had already finished (or never existed)."""
-    return tasks.mark_failed(
+def give_up(tasks: TaskStore, wakes: SlotWakes, settings: Settings, job: UploadJob, now: datetime) -> bool:
+    """The job exhausted its retries. False if its task had already finished (or never existed). A task whose
+    run kept crashing held its slot until now: the dispatcher is woken after the write."""
+    if not tasks.mark_failed(
         job.task_id,
         "PROCESSING_FAILED",
         "We could not make a video from this image after several attempts. Please try again.",
         now,
-    )
+    ):
+        return False
+    slot_freed(wakes, settings)
+    return True

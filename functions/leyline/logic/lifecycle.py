@@ -4,7 +4,9 @@ A cancel is one conditional write, TaskStore.mark_cancelled, which leyline.state
 state and from no final one. A task waiting for its upload or in line leaves the line at once (the tasks behind
 it move up), and the model skips its job when it comes (logic/processing.run_model: a final task is not run). A
 task inside the model is stopped by the model itself: its next progress write, allowed only while PROCESSING, is
-refused, and the run ends without storing a video (logic/processing.py).
+refused, and the run ends without storing a video (logic/processing.py). A cancel of a task that may hold a model
+slot (PROCESSING, or QUEUED when read: the dispatcher may start it meanwhile) wakes the dispatcher right after
+its write (logic/slots.slot_freed), so the next task takes the slot at once.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ from datetime import datetime
 
 from leyline.config import Settings
 from leyline.errors import TaskFinished, TaskNotFound
-from leyline.logic.ports import MediaStorage, TaskStore
+from leyline.logic.ports import MediaStorage, SlotWakes, TaskStore
+from leyline.logic.slots import slot_freed
 from leyline.logic.tasks import get_status, shown_task, visible_to
 from leyline.models import Task, TaskState, TaskStatus, upload_key, video_key
 
 
 def cancel_task(
-    tasks: TaskStore, media: MediaStorage, settings: Settings, task_id: str, now: datetime, *, user: str | None = None
+    tasks: TaskStore,
+    media: MediaStorage,
+    wakes: SlotWakes,
+    settings: Settings,
+    task_id: str,
+    now: datetime,
+    *,
+    user: str | None = None,
 ) -> TaskStatus:
     """CANCELLED from PENDING, QUEUED or PROCESSING; the status after it. Cancelling a CANCELLED task again
     answers the same status; a task that ended otherwise (shown as SUCCESS or FAILURE) is TaskFinished.
@@ -27,13 +37,22 @@ def cancel_task(
     task = shown_task(tasks, settings, task_id, now, user=user)
     if task.state is not TaskState.CANCELLED:
         _refuse_if_finished(task)
-        if not tasks.mark_cancelled(task_id, now):
+        if not _cancel(tasks, wakes, settings, task, now):
             # It ended between the read and the write (the model finished, or another cancel was first): it stands.
             _refuse_if_finished(shown_task(tasks, settings, task_id, now))
     return get_status(tasks, media, settings, task_id, now, user=user)
 
 
-def delete_task(tasks: TaskStore, media: MediaStorage, task_id: str, now: datetime, *, user: str | None = None) -> None:
+def delete_task(
+    tasks: TaskStore,
+    media: MediaStorage,
+    wakes: SlotWakes,
+    settings: Settings,
+    task_id: str,
+    now: datetime,
+    *,
+    user: str | None = None,
+) -> None:
     """Cancels the task if it is unfinished, then removes its upload, its video and its record, in that order.
 
     The cancel comes first so that a run in the model stores no video after the delete: a run that stored its
@@ -44,10 +63,20 @@ def delete_task(tasks: TaskStore, media: MediaStorage, task_id: str, now: dateti
     if task is None or not visible_to(task, user):
         raise TaskNotFound(f"No task {task_id} exists.")
     if not task.state.is_final:
-        tasks.mark_cancelled(task_id, now)  # refused only if it ended meanwhile: deleted all the same
+        _cancel(tasks, wakes, settings, task, now)  # refused only if it ended meanwhile: deleted all the same
     media.delete(upload_key(task_id))
     media.delete(video_key(task_id))
     tasks.delete(task_id)
+
+
+def _cancel(tasks: TaskStore, wakes: SlotWakes, settings: Settings, task: Task, now: datetime) -> bool:
+    """The cancel's one write; a task that was in line when read may have held a slot, so the dispatcher is
+    woken after it (a stale wake costs it one read of the line summary)."""
+    if not tasks.mark_cancelled(task.task_id, now):
+        return False
+    if task.state in (TaskState.QUEUED, TaskState.PROCESSING):
+        slot_freed(wakes, settings)
+    return True
 
 
 def _refuse_if_finished(task: Task) -> None:

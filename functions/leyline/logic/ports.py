@@ -100,6 +100,19 @@ class SlotLines(Protocol):
     def send_to_slot(self, queue_url: str, body: str, task_id: str, slot: int) -> None: ...
 
 
+class SlotWakes(Protocol):
+    """Wake-ups of the dispatch that waits for a free model slot (SlotWakeQueue, a standard queue): whoever takes
+    a task out of a slot sends one, and the dispatch waits on them instead of reading the line summary over and
+    over. A wake says only "look again": a stale one costs one read, a lost one the dispatch's fallback re-read."""
+
+    def wake(self, queue_url: str) -> None: ...
+
+    def wait_for_wake(self, queue_url: str, seconds: float) -> int:
+        """Waits until at least one wake is there or `seconds` (rounded up to a whole second) pass, and takes
+        (deletes) the wakes it received: how many."""
+        ...
+
+
 class MessageVisibility(Protocol):
     """When a received queue message comes back if it is not deleted."""
 

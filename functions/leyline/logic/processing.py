@@ -13,7 +13,8 @@ from PIL import Image
 
 from leyline.config import Settings
 from leyline.errors import InvalidImage
-from leyline.logic.ports import Clock, MediaStorage, TaskStore
+from leyline.logic.ports import Clock, MediaStorage, SlotWakes, TaskStore
+from leyline.logic.slots import slot_freed
 from leyline.media.isolation import load_image_within
 from leyline.media.video import render_video
 from leyline.models import TaskState, UploadJob, video_key
@@ -35,7 +36,14 @@ class Outcome:
 
 
 def run_model(
-    tasks: TaskStore, media: MediaStorage, settings: Settings, job: UploadJob, clock: Clock, *, retry: bool = False
+    tasks: TaskStore,
+    media: MediaStorage,
+    settings: Settings,
+    job: UploadJob,
+    clock: Clock,
+    *,
+    wakes: SlotWakes,
+    retry: bool = False,
 ) -> Outcome:
     """Runs one task through the model. Permanent input problems end in FAILURE; anything else raises
     so that the queue retries it. Calling it again for a finished task changes nothing, and a run whose
@@ -43,7 +51,8 @@ def run_model(
     so, with no video and no more model time spent.
 
     A task the dispatch started in a slot (PROCESSING) keeps that start: its model time counts from the moment
-    it took the slot, which is what its ETA said. A `retry` (after a crash) restarts the clock."""
+    it took the slot, which is what its ETA said. A `retry` (after a crash) restarts the clock. The run's own
+    end (SUCCESS, or FAILURE for a bad input) frees its slot: it wakes the dispatcher right after that write."""
     task = tasks.get(job.task_id)
     if task is None:
         return Outcome(job.task_id, "UNKNOWN_TASK", ran=False)
@@ -66,6 +75,7 @@ def run_model(
     except InvalidImage as exc:
         if not tasks.mark_failed(job.task_id, exc.code, exc.message, clock()):
             return _as_it_stands(tasks, job.task_id, waited=waited)
+        slot_freed(wakes, settings)
         return Outcome(job.task_id, TaskState.FAILURE.value, exc.code, queue_wait_seconds=waited)
     # Storing the video and SUCCESS cannot be one atomic write: store it, then take the transition, and
     # remove the video again if the table refused it (the task ended otherwise while the model ran).
@@ -73,6 +83,7 @@ def run_model(
     if not tasks.mark_succeeded(job.task_id, clock()):
         media.delete(video_key(job.task_id))
         return _as_it_stands(tasks, job.task_id, waited=waited)
+    slot_freed(wakes, settings)
     return Outcome(job.task_id, TaskState.SUCCESS.value, queue_wait_seconds=waited)
 
 

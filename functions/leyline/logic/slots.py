@@ -3,9 +3,15 @@
 DispatchFunction takes the line's jobs one at a time, in order (JobsQueue.fifo, one message group). For each it
 waits until a slot is free, moves the task QUEUED -> PROCESSING in that slot (one transaction with the line
 summary, whose `running` is the slots' lease) and hands the job to the slot's own message group on
-SlotsQueue.fifo, which ProcessorFunction runs. So tasks start in line order, at most ModelSlots run at once,
-and a free slot takes the next task within one poll: 20 ms around the end of a model time, 200 ms for a slot
-freed early by a cancel or a bad input.
+SlotsQueue.fifo, which ProcessorFunction runs. So tasks start in line order and at most ModelSlots run at once.
+
+A free slot is taken at once: every move that takes a task out of a slot (the run's SUCCESS or fail-fast
+FAILURE, a cancel, the dead-letter FAILURE) sends a wake (`slot_freed`) right after its write, and a waiting
+dispatch long-polls those wakes (SlotWakeQueue) and reads the summary again when one comes. It reads it at
+least every FALLBACK_SECONDS anyway, for a wake lost to a crash between a write and its send.
+
+While it waits, the dispatch holds its job's message on JobsQueue by a lease (LEASE_SECONDS of invisibility,
+renewed as it waits): a dispatcher that crashes gives the line back within the lease, not after its Timeout.
 """
 
 from __future__ import annotations
@@ -13,17 +19,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from leyline.config import Settings
-from leyline.logic.ports import Clock, SlotLines, TaskStore
-from leyline.models import LineSummary, TaskState, UploadJob
+from aws_lambda_powertools import Logger
 
-# How often a dispatch waiting for a free slot reads the line summary (one GetItem each): often when a running
-# task's model time is about to end, seldom otherwise (a slot freed early, by a cancel or a bad input, is
-# then taken within SLOT_IDLE_POLL_SECONDS).
-SLOT_POLL_SECONDS = 0.02
-SLOT_IDLE_POLL_SECONDS = 0.2
-SLOT_SOON_SECONDS = 0.25  # "about to end": from this long before a running task's model time is up
-SLOT_LATE_SECONDS = 1.0  # to this long after it
+from leyline.config import Settings
+from leyline.logic.ports import Clock, SlotLines, SlotWakes, TaskStore
+from leyline.models import TaskState, UploadJob
+
+# The longest a waiting dispatch goes without reading the line summary: how late a slot whose wake was lost
+# (a crash between the write that freed it and the send) is taken. A whole second: SQS long-polls in seconds.
+FALLBACK_SECONDS = 2
+# How long the dispatch's job stays hidden on JobsQueue without a renewal: how soon the line moves on after a
+# dispatcher crash. Renewed once a third of it has passed, so two renewals in a row may fail and it still
+# holds (a lapsed lease lets the job be received again, and three receives dead-letter it).
+LEASE_SECONDS = 30
+LEASE_RENEWAL_SECONDS = LEASE_SECONDS / 3
+
+Lease = Callable[[int], None]
+"""Hides the dispatch's own job message on JobsQueue for that many seconds from now (best effort)."""
+
+logger = Logger()
 
 
 class NoFreeSlot(Exception):
@@ -33,20 +47,25 @@ class NoFreeSlot(Exception):
 
 def dispatch(
     tasks: TaskStore,
-    slots: SlotLines,
+    queues: SlotLines,
+    wakes: SlotWakes,
     settings: Settings,
     job: UploadJob,
     body: str,
     clock: Clock,
     *,
+    lease: Lease,
     give_up_at: datetime,
     sleep: Callable[[float], None],
 ) -> int | None:
     """Starts the job's task in the next free slot and hands its job to that slot: the slot, or None when the
     task no longer waits (cancelled, failed, deleted: it takes no slot). A task already in a slot (a dispatch
     repeated after a crash between the start and the hand-over) is handed to its slot again; the slots' queue
-    drops the repeat by task id."""
+    drops the repeat by task id. `sleep` stands in for a wait on the wakes when SQS refuses it."""
     assert settings.slots_queue_url is not None
+    assert settings.slot_wake_queue_url is not None
+    lease(LEASE_SECONDS)
+    renewed_at = clock()
     while True:
         task = tasks.get(job.task_id)
         if task is None or task.state not in (TaskState.QUEUED, TaskState.PROCESSING):
@@ -56,30 +75,36 @@ def dispatch(
         else:
             slot = tasks.take_slot(job.task_id, clock(), slots=settings.model_slots)
         if slot is not None:
-            slots.send_to_slot(settings.slots_queue_url, body, job.task_id, slot)
+            queues.send_to_slot(settings.slots_queue_url, body, job.task_id, slot)
             return slot
-        _wait_for_a_free_slot(tasks, settings, job.task_id, clock, give_up_at, sleep)
+        while tasks.line_summary(job.task_id).free_slot(settings.model_slots) is None:
+            now = clock()
+            if now >= give_up_at:
+                raise NoFreeSlot(f"every one of the {settings.model_slots} model slots stayed busy")
+            if now - renewed_at >= timedelta(seconds=LEASE_RENEWAL_SECONDS):
+                lease(LEASE_SECONDS)
+                renewed_at = now
+            seconds = min(FALLBACK_SECONDS, (give_up_at - now).total_seconds())
+            _wait_for_a_wake(wakes, settings.slot_wake_queue_url, seconds, sleep)
 
 
-def _wait_for_a_free_slot(
-    tasks: TaskStore,
-    settings: Settings,
-    task_id: str,
-    clock: Clock,
-    give_up_at: datetime,
-    sleep: Callable[[float], None],
-) -> None:
-    """Reads one copy of the line summary until a slot is free; raises NoFreeSlot at `give_up_at`."""
-    while (summary := tasks.line_summary(task_id)).free_slot(settings.model_slots) is None:
-        now = clock()
-        if now >= give_up_at:
-            raise NoFreeSlot(f"every one of the {settings.model_slots} model slots stayed busy")
-        sleep(poll_interval(summary, settings.model_seconds, now))
+def _wait_for_a_wake(wakes: SlotWakes, queue_url: str, seconds: float, sleep: Callable[[float], None]) -> None:
+    """Until a slot-freeing move's wake comes, or `seconds` pass. If SQS refuses the wait, the dispatch sleeps
+    instead and reads the summary as often as the fallback: a wake queue down slows the line, never stops it."""
+    try:
+        wakes.wait_for_wake(queue_url, seconds)
+    except Exception:
+        logger.warning("could not wait for a slot's wake; reading the line again after a pause", exc_info=True)
+        sleep(seconds)
 
 
-def poll_interval(summary: LineSummary, model_seconds: float, now: datetime) -> float:
-    """Short while a running task's model time is about to end or just ended (its finish is being written),
-    long otherwise: before that, and for a run long past its time (crashed, waiting for its retry)."""
-    ends = [(started + timedelta(seconds=model_seconds) - now).total_seconds() for started in summary.running.values()]
-    about_to_end = any(-SLOT_LATE_SECONDS <= end <= SLOT_SOON_SECONDS for end in ends)
-    return SLOT_POLL_SECONDS if about_to_end else SLOT_IDLE_POLL_SECONDS
+def slot_freed(wakes: SlotWakes, settings: Settings) -> None:
+    """Wakes a dispatch that may be waiting for a slot: called right after a write that took a task out of a
+    model slot (or may have). Best effort: the write stands whatever SQS says, and a wake that is lost only
+    makes the next task wait for the dispatch's fallback read (FALLBACK_SECONDS)."""
+    if settings.slot_wake_queue_url is None:
+        return
+    try:
+        wakes.wake(settings.slot_wake_queue_url)
+    except Exception:
+        logger.warning("could not wake the dispatcher; it finds the free slot at its next read", exc_info=True)

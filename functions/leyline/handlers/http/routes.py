@@ -46,6 +46,7 @@ from leyline.models import TASK_ID_PATTERN, Caller, Webhook, parse_task_id, task
 if TYPE_CHECKING:
     from leyline.adapters.deliveries_table import DeliveryTable
     from leyline.adapters.idempotency import DynamoDBSubmitRecords
+    from leyline.adapters.queues import SqsQueues
 
 settings = Settings.from_env()
 tasks = TaskRepository(settings.tasks_table)
@@ -278,7 +279,7 @@ def video_by_its_url(video_url: str) -> Response[str]:
 def cancel(task_id: str) -> Response[str]:
     user = _caller().user
     task_id = _logged(parse_task_id(task_id))
-    cancelled = cancel_task(tasks, media, settings, task_id, utc_now(), user=user)
+    cancelled = cancel_task(tasks, media, _slot_wakes(), settings, task_id, utc_now(), user=user)
     logger.info("task cancelled")
     return json_response(200, cancelled.to_json())
 
@@ -292,7 +293,7 @@ def cancel(task_id: str) -> Response[str]:
 def delete(task_id: str) -> Response[str]:
     user = _caller().user
     task_id = _logged(parse_task_id(task_id))
-    delete_task(tasks, media, task_id, utc_now(), user=user)
+    delete_task(tasks, media, _slot_wakes(), settings, task_id, utc_now(), user=user)
     logger.info("task deleted")
     return Response(204, None, "", headers={"Cache-Control": "no-store"})
 
@@ -318,6 +319,15 @@ def _delivery_log() -> "DeliveryTable":
     if settings.deliveries_table is None:
         raise ConfigError("environment variable DELIVERIES_TABLE is required for GET /tasks/{task_id}/deliveries")
     return DeliveryTable(settings.deliveries_table)
+
+
+@cache  # ApiFunction's, on the first cancel or delete: a cancel frees a running task's model slot at once
+def _slot_wakes() -> "SqsQueues":
+    from leyline.adapters.queues import SqsQueues
+
+    if settings.slot_wake_queue_url is None:
+        raise ConfigError("environment variable SLOT_WAKE_QUEUE_URL is required to cancel or delete a task")
+    return SqsQueues()
 
 
 def _logged(task_id: str) -> str:
