@@ -33,35 +33,34 @@ import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.responses import DynamoResult
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
 _LOCK = threading.RLock()
 _QUERY = threading.local()  # the items one index query on this thread may look at
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
-_READS = ("get_item", "query", "scan")  # moto serves BatchGetItem and TransactGetItems by get_item
+# The API's reads, each whole: moto's backend hands back its live items, which its response turns into plain
+# values (DynamoResult) before it returns, so a read under the lock answers what it read, not a half-written item.
+_READS = ("get_item", "batch_get_item", "transact_get_items", "query", "scan")
 
 
 def serialise_item_access() -> None:
     """Serialises every read and write of items. Idempotent: each method is wrapped once per process."""
     dynamodb_models.copy = _TablesNotCopied  # type: ignore[assignment]
-    for name in _WRITES + _READS:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_leyline_serialised", False):
-            continue
-        if name == "transact_write_items":
-            method = _undone_on_failure(method)
-        setattr(DynamoDBBackend, name, _locked(method, snapshot=name in _READS))
+    for owner, names in ((DynamoDBBackend, _WRITES), (DynamoHandler, _READS)):
+        for name in names:
+            method = getattr(owner, name)
+            if getattr(method, "_leyline_serialised", False):
+                continue
+            if name == "transact_write_items":
+                method = _undone_on_failure(method)
+            setattr(owner, name, _locked(method))
 
 
-def _locked(method: Callable[..., Any], *, snapshot: bool) -> Callable[..., Any]:
-    """`method` under the lock. A read answers a copy: moto returns its live items, which a later write would
-    change while the response is being written out."""
-
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def locked(*args: Any, **kwargs: Any) -> Any:
         with _LOCK:
-            result = method(*args, **kwargs)
-            return copy.deepcopy(result) if snapshot else result
+            return method(*args, **kwargs)
 
     locked._leyline_serialised = True  # type: ignore[attr-defined]
     return locked
