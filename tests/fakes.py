@@ -266,6 +266,8 @@ class FakeSlotWakes:
 
     def __init__(self, while_waiting: Callable[[float], None] | None = None) -> None:
         self.waiting = 0  # sent and not yet received
+        self.received = 0  # received by a wait
+        self.deleted = 0  # received and then deleted
         self.sent: list[str] = []  # the queue URL of each wake sent
         self.waits: list[float] = []  # the `seconds` of each wait
         self.refuse = False
@@ -277,14 +279,21 @@ class FakeSlotWakes:
         self.sent.append(queue_url)
         self.waiting += 1
 
-    def wait_for_wake(self, queue_url: str, seconds: float) -> int:
+    def wait_for_wake(self, queue_url: str, seconds: float) -> list[str]:
         if self.refuse:
             raise ConnectionError("SQS is unreachable")
         self.waits.append(seconds)
         if not self.waiting and self._while_waiting is not None:
             self._while_waiting(seconds)
-        taken, self.waiting = self.waiting, 0
-        return taken
+        received = [f"wake-{n}" for n in range(self.waiting)]
+        self.received += len(received)
+        self.waiting = 0
+        return received
+
+    def delete_wakes(self, queue_url: str, received: list[str]) -> None:
+        if self.refuse:
+            raise ConnectionError("SQS is unreachable")
+        self.deleted += len(received)
 
 
 # mypy checks here that each fake satisfies its port.

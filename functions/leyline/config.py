@@ -11,6 +11,9 @@ ACCOUNTS = "accounts"
 ACCESS_MODES = (OPEN, ACCOUNTS)
 # template.yaml's ModelSlots allows 1 to 20.
 MAX_MODEL_SLOTS = 20
+# template.yaml's VideoSeconds: 3 by default, 1 to 10.
+DEFAULT_VIDEO_SECONDS = 3.0
+MAX_VIDEO_SECONDS = 10.0
 
 
 class ConfigError(RuntimeError):
@@ -51,6 +54,7 @@ class Settings:
     slot_wake_queue_url: str | None = None
     task_event_bus: str | None = None  # TaskEventsFunction's own: where it publishes the tasks' changes
     model_slots: int = 1  # ModelSlots: models running side by side, each one image at a time
+    video_seconds: float = DEFAULT_VIDEO_SECONDS  # VideoSeconds: ProcessorFunction's own
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -75,11 +79,14 @@ class Settings:
             slot_wake_queue_url=env.get("SLOT_WAKE_QUEUE_URL") or None,
             task_event_bus=env.get("TASK_EVENT_BUS") or None,
             model_slots=_whole(env, "MODEL_SLOTS") if "MODEL_SLOTS" in env else 1,
+            video_seconds=_number(env, "VIDEO_SECONDS") if "VIDEO_SECONDS" in env else DEFAULT_VIDEO_SECONDS,
         )
         if settings.video_url_seconds > 3600 or settings.upload_url_seconds > 3600:
             raise ConfigError("presigned URLs must expire within one hour")
         if settings.access_mode not in ACCESS_MODES:
             raise ConfigError(f"ACCESS_MODE must be one of {ACCESS_MODES}, got {settings.access_mode!r}")
+        if not 1 <= settings.video_seconds <= MAX_VIDEO_SECONDS:
+            raise ConfigError(f"VIDEO_SECONDS must be 1 to {MAX_VIDEO_SECONDS}, got {settings.video_seconds:g}")
         if not 1 <= settings.model_slots <= MAX_MODEL_SLOTS:
             raise ConfigError(f"MODEL_SLOTS must be 1 to {MAX_MODEL_SLOTS}, got {settings.model_slots}")
         return settings

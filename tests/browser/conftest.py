@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from infra.testing import RunningStack
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console
+from tests.stack import VIDEO_SECONDS
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MODEL_SECONDS = "3"  # long enough for the page's once-a-second polls to catch the bar mid-way
@@ -28,7 +29,11 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
 @pytest.fixture(scope="module")
 def slow_web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A stack whose model takes long, for tests that act on a task while it waits in line."""
-    stack = RunningStack(env={"LEYLINE_MODEL_SECONDS": SLOW_MODEL_SECONDS}, log_dir=tmp_path_factory.mktemp("slow-web"))
+    stack = RunningStack(
+        env={"LEYLINE_MODEL_SECONDS": SLOW_MODEL_SECONDS},
+        parameter_overrides={"VideoSeconds": VIDEO_SECONDS},
+        log_dir=tmp_path_factory.mktemp("slow-web"),
+    )
     with stack as running:
         yield running
 

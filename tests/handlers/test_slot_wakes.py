@@ -1,7 +1,7 @@
 """Model slots' wake-ups over the real handlers and moto (issue 15): each move that takes a task out of a slot
 sends one wake to SlotWakeQueue right after its write (the processor's fail-fast end, a cancel, the dead-letter
 FAILURE), a wake SQS refuses never fails the move, a waiting dispatch takes the slot a cancel frees, and the
-adapter's wait takes (deletes) the wakes it received."""
+adapter's wait receives the wakes that its delete then takes off the queue."""
 
 from __future__ import annotations
 
@@ -141,16 +141,21 @@ def test_a_waiting_dispatch_takes_the_slot_a_cancel_frees(invoke, aws, template)
     assert second in handed["Records"][0]["body"]
 
 
-def test_a_wait_takes_the_wakes_it_received_off_the_queue(aws, template):
+def test_a_wait_receives_the_wakes_and_deleting_them_takes_them_off_the_queue(aws, template):
     # Given three wakes sent (three slots freed while nobody waited)
     queues, url = SqsQueues(aws.client("sqs")), template.queue_url("SlotWakeQueue")
     for _ in range(3):
         queues.wake(url)
 
-    # When the dispatcher waits, Then it returns with them and deletes them: the next wait finds none
-    assert queues.wait_for_wake(url, 2) == 3
+    # When the dispatcher waits, Then it returns with all three, hidden from the next wait but still queued
+    received = queues.wait_for_wake(url, 2)
+    assert len(received) == 3
+    assert queues.wait_for_wake(url, 0.1) == []
+    assert wakes_waiting(aws, template) == 3
+
+    # And when it deletes them (after its start), they are gone
+    queues.delete_wakes(url, received)
     assert wakes_waiting(aws, template) == 0
-    assert queues.wait_for_wake(url, 0.1) == 0
 
 
 def test_the_dispatcher_and_every_function_that_frees_a_slot_are_given_the_wake_queue(template):

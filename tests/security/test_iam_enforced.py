@@ -7,9 +7,9 @@ an IAM user holding exactly its role's policies from the SAM transform, through 
 moto checks actions and resources for S3 and SQS, but only actions for DynamoDB, EventBridge, Secrets
 Manager, Cognito and SES (it authorises their calls against resource "*") and for sqs:GetQueueUrl (it cannot
 name the queue): for those, the statements' resources are widened to "*" here; test_template_security.py pins
-them. moto also authorises a whole TransactWriteItems as the action dynamodb:TransactWriteItems, which AWS
-does not have (AWS checks each update in it as dynamodb:UpdateItem): a role granted UpdateItem gets that
-stand-in here.
+them. moto also authorises a whole TransactWriteItems or TransactGetItems as the action dynamodb:TransactWriteItems
+or dynamodb:TransactGetItems, which AWS does not have (AWS checks each update in one as dynamodb:UpdateItem,
+each read as dynamodb:GetItem): a role granted UpdateItem or GetItem gets that stand-in here.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ _ACTION_ONLY = ("dynamodb:", "sqs:GetQueueUrl", "events:", "secretsmanager:", "c
 Invoke = Callable[[str, dict[str, Any]], Any]
 
 
+# AWS authorises each item of a transaction as its own action (docs: "Using IAM with DynamoDB transactions");
+# moto authorises the whole call as the transaction's action instead.
+_TRANSACTION_STAND_INS = {
+    "dynamodb:UpdateItem": "dynamodb:TransactWriteItems",
+    "dynamodb:GetItem": "dynamodb:TransactGetItems",
+}
+
+
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -60,8 +68,8 @@ def enforced_statements(template: Stack, role: dict[str, Any]) -> list[dict[str,
                 resource = "*" if action.startswith(_ACTION_ONLY) else resolved["Resource"]
                 split = {key: value for key, value in resolved.items() if key != "Sid"}
                 statements.append({**split, "Action": action, "Resource": resource})
-                if action == "dynamodb:UpdateItem":  # moto's name for a transaction of updates (see above)
-                    statements.append({**split, "Action": "dynamodb:TransactWriteItems", "Resource": resource})
+                if action in _TRANSACTION_STAND_INS:  # moto's name for a transaction of these (see above)
+                    statements.append({**split, "Action": _TRANSACTION_STAND_INS[action], "Resource": resource})
     return statements
 
 

@@ -90,6 +90,13 @@ def test_model_slots_is_a_parameter_of_1_to_20_slots_defaulting_to_1_given_to_ev
     assert template["Globals"]["Function"]["Environment"]["Variables"]["MODEL_SLOTS"] == {"Ref": "ModelSlots"}
 
 
+def test_video_seconds_is_a_parameter_of_1_to_10_seconds_defaulting_to_3_given_to_the_processor(template):
+    video = template["Parameters"]["VideoSeconds"]
+    assert (video["Type"], video["Default"], video["MinValue"], video["MaxValue"]) == ("Number", 3, 1, 10)
+    processor = template["Resources"]["ProcessorFunction"]["Properties"]["Environment"]["Variables"]
+    assert processor["VIDEO_SECONDS"] == {"Ref": "VideoSeconds"}
+
+
 def _longest_timeout(template: dict[str, Any], function: str) -> int:
     """A function's Timeout, or the largest its parameter allows when it is one."""
     timeout = template["Resources"][function]["Properties"]["Timeout"]

@@ -24,7 +24,14 @@ def test_settings_are_read_and_typed():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("TASKS_TABLE", ""), ("MODEL_SECONDS", "fast"), ("MODEL_SECONDS", "0"), ("VIDEO_URL_SECONDS", "7200")],
+    [
+        ("TASKS_TABLE", ""),
+        ("MODEL_SECONDS", "fast"),
+        ("MODEL_SECONDS", "0"),
+        ("VIDEO_URL_SECONDS", "7200"),
+        ("VIDEO_SECONDS", "0.5"),
+        ("VIDEO_SECONDS", "11"),
+    ],
 )
 def test_bad_settings_stop_the_cold_start(name, value):
     with pytest.raises(ConfigError):
@@ -44,3 +51,10 @@ def test_a_functions_own_settings_are_read_when_its_environment_has_them():
     assert (given.task_event_bus, given.slots_queue_url) == ("leyline-task-events", "https://sqs/slots.fifo")
     assert given.slot_wake_queue_url == "https://sqs/wakes"
     assert (absent.task_event_bus, absent.slots_queue_url, absent.slot_wake_queue_url) == (None, None, None)
+
+
+def test_the_video_length_is_the_templates_default_unless_the_processor_is_given_one():
+    # Given the environment every function has, with and without ProcessorFunction's VIDEO_SECONDS
+    given, absent = Settings.from_env({**VALID, "VIDEO_SECONDS": "1"}), Settings.from_env(VALID)
+    # Then the processor encodes what it was given, and 3 s (the template's default) without it
+    assert (given.video_seconds, absent.video_seconds) == (1.0, 3.0)

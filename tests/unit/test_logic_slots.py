@@ -318,14 +318,15 @@ def test_a_waiting_dispatch_reads_the_line_again_only_when_woken_or_after_the_fa
     # When the dispatcher waits to start the next one
     assert line.dispatch(waiting) == 1
     # Then it waited on the wakes, never longer than the fallback, and read the line summary once before its
-    # first wait and once after each: after each fallback, and after the run's end woke it
+    # first wait and once after each fallback; the run's end woke it into the take with no read between
     assert line.wakes.waits
     assert max(line.wakes.waits) <= FALLBACK_SECONDS
-    assert line.tasks.summary_reads - reads_before == len(line.wakes.waits) + 1
+    assert line.tasks.summary_reads - reads_before == len(line.wakes.waits)
     # And it took the slot the moment the end woke it, not at the next fallback read (30 s)
     assert line.started_at[waiting] == line.finished_at[running]
     assert (line.started_at[waiting] - line.started_at[running]).total_seconds() == pytest.approx(29.3)
-    assert line.wakes.waiting == 0  # the wake it received was taken off the queue
+    # And the wake it received was deleted, after the start
+    assert (line.wakes.waiting, line.wakes.received, line.wakes.deleted) == (0, 1, 1)
 
 
 def test_a_lost_wake_delays_the_next_start_by_at_most_the_fallback():
@@ -364,14 +365,15 @@ def test_a_waiting_dispatch_keeps_renewing_its_lease_and_gives_up_at_give_up_at(
     crashed, waiting = line.queue(2)
     line.runs[crashed] = (10 * MODEL, TaskState.SUCCESS)
     assert line.dispatch(crashed) == 1
-    line.leases.clear()
+    assert line.leases == []  # its slot was free: started at once, never leased
     began = line.clock()
     give_up_at = began + timedelta(seconds=95)
     # When the next dispatch waits for a slot until give_up_at
     with pytest.raises(NoFreeSlot):
         line.dispatch(waiting, give_up_at=give_up_at)
-    # Then it took its job's lease at once and renewed it while it waited, each renewal before the last lease ran
-    # out, so a dispatcher alive never lets its job be received again, and one that crashed would within a lease
+    # Then it took its job's lease before its first wait and renewed it while it waited, each renewal before the
+    # last lease ran out, so a dispatcher alive never lets its job be received again, and one that crashed would
+    # within a lease
     assert line.leases[0] == (began, LEASE_SECONDS)
     assert {seconds for _, seconds in line.leases} == {LEASE_SECONDS}
     times = [at for at, _ in line.leases] + [give_up_at]

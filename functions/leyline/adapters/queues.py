@@ -59,21 +59,19 @@ class SqsQueues:
         """One wake on the standard SlotWakeQueue: cheap, unordered, and any number of them mean the same."""
         self._wake_sqs.send_message(QueueUrl=queue_url, MessageBody=WAKE_BODY)
 
-    def wait_for_wake(self, queue_url: str, seconds: float) -> int:
-        """A long poll (whole seconds, as SQS counts them) that returns as soon as a wake is there; the wakes
-        it received are deleted, so each wakes one wait."""
+    def wait_for_wake(self, queue_url: str, seconds: float) -> list[str]:
+        """A long poll (whole seconds, as SQS counts them) that returns as soon as a wake is there: the
+        receipt handles of the wakes it received, for delete_wakes."""
         wait = min(_LONGEST_WAIT_SECONDS, max(1, math.ceil(seconds)))
         received = self._wake_sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=_MOST_MESSAGES, WaitTimeSeconds=wait
         ).get("Messages", [])
-        if received:
-            self._wake_sqs.delete_message_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(received)
-                ],
-            )
-        return len(received)
+        return [str(message["ReceiptHandle"]) for message in received]
+
+    def delete_wakes(self, queue_url: str, received: list[str]) -> None:
+        """One batch: a wait receives at most _MOST_MESSAGES, as many as a batch holds."""
+        entries = [{"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(received)]
+        self._wake_sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
         """Sets when a received message reappears if it is not deleted: after a crash, or as a retry backoff.

@@ -224,6 +224,18 @@ class TaskRepository:
         item = self._dynamodb.get_item(TableName=self._table, Key=_marshal({"task_id": key}), ConsistentRead=True)
         return _unmarshal(item["Item"]) if "Item" in item else None
 
+    def _get_items_together(self, *keys: str) -> list[dict[str, Any] | None]:
+        """The items as they all stood at one moment (TransactGetItems, authorised as GetItem on each): one
+        round trip for a move's task and line summary. _Contended while a transaction is writing one of them."""
+        gets: list[Any] = [{"Get": {"TableName": self._table, "Key": _marshal({"task_id": key})}} for key in keys]
+        try:
+            responses = self._dynamodb.transact_get_items(TransactItems=gets)["Responses"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            raise _Contended(keys) from exc
+        return [_unmarshal(response["Item"]) if response.get("Item") else None for response in responses]
+
     def _finish(self, task_id: str, target: TaskState, expression: str, values: dict[str, Any], now: datetime) -> bool:
         return self._move_in_line(task_id, target, expression, values, now) is not None
 
@@ -243,13 +255,16 @@ class TaskRepository:
         QUEUED task moves, and only into a free one of that many slots. Returns the slot the task holds after
         a move into the model (1 after any other move), None when the move is refused."""
         for _ in range(_ATTEMPTS):
-            task = self.get(task_id)
+            try:
+                task_item, summary_item = self._get_items_together(task_id, summary_key(0))
+            except _Contended:
+                continue
+            task = _from_item(task_item) if task_item else None
             sources = sources_of(target, only=TaskState.QUEUED if slots else None)
             if task is None or task.state not in sources:
                 return None
-            after, summary_item, slot = None, None, None
+            after, slot = None, None
             if task.queued_seq is not None:  # only a task that took a place in line moves the line
-                summary_item = self._get_item(summary_key(0))
                 summary = _summary_of(summary_item)
                 if slots is not None and (slot := summary.free_slot(slots)) is None:
                     return None  # every slot is taken

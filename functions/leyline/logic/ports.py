@@ -107,9 +107,13 @@ class SlotWakes(Protocol):
 
     def wake(self, queue_url: str) -> None: ...
 
-    def wait_for_wake(self, queue_url: str, seconds: float) -> int:
-        """Waits until at least one wake is there or `seconds` (rounded up to a whole second) pass, and takes
-        (deletes) the wakes it received: how many."""
+    def wait_for_wake(self, queue_url: str, seconds: float) -> list[str]:
+        """Waits until at least one wake is there or `seconds` (rounded up to a whole second) pass: the wakes
+        it received (their receipt handles), hidden from other waits until deleted or their visibility ends."""
+        ...
+
+    def delete_wakes(self, queue_url: str, received: list[str]) -> None:
+        """Takes the wakes a wait received off the queue, once they have been acted on."""
         ...
 
 

@@ -7,11 +7,14 @@ SlotsQueue.fifo, which ProcessorFunction runs. So tasks start in line order and 
 
 A free slot is taken at once: every move that takes a task out of a slot (the run's SUCCESS or fail-fast
 FAILURE, a cancel, the dead-letter FAILURE) sends a wake (`slot_freed`) right after its write, and a waiting
-dispatch long-polls those wakes (SlotWakeQueue) and reads the summary again when one comes. It reads it at
-least every FALLBACK_SECONDS anyway, for a wake lost to a crash between a write and its send.
+dispatch long-polls those wakes (SlotWakeQueue) and tries the take as soon as one comes, deleting the wakes
+only after the start is written and handed over: the hand-over is the ending move's write, its wake, and the
+take. Without a wake it reads the summary at least every FALLBACK_SECONDS anyway, for a wake lost to a crash
+between a write and its send.
 
 While it waits, the dispatch holds its job's message on JobsQueue by a lease (LEASE_SECONDS of invisibility,
-renewed as it waits): a dispatcher that crashes gives the line back within the lease, not after its Timeout.
+taken before its first wait and renewed as it waits): a dispatcher that crashes gives the line back within the
+lease, not after its Timeout.
 """
 
 from __future__ import annotations
@@ -64,38 +67,63 @@ def dispatch(
     drops the repeat by task id. `sleep` stands in for a wait on the wakes when SQS refuses it."""
     assert settings.slots_queue_url is not None
     assert settings.slot_wake_queue_url is not None
-    lease(LEASE_SECONDS)
-    renewed_at = clock()
+    renewed_at: datetime | None = None  # a job whose slot is free at once is never leased: no call
+    wakes_received: list[str] = []
     while True:
-        task = tasks.get(job.task_id)
-        if task is None or task.state not in (TaskState.QUEUED, TaskState.PROCESSING):
-            return None  # ended while in line (only the intake's QUEUED tasks reach the line)
-        if task.state is TaskState.PROCESSING:
-            slot: int | None = task.slot or 1
-        else:
-            slot = tasks.take_slot(job.task_id, clock(), slots=settings.model_slots)
+        slot, waiting = _start(tasks, settings, job.task_id, clock)
         if slot is not None:
             queues.send_to_slot(settings.slots_queue_url, body, job.task_id, slot)
+        # Only now, off the hand-over's path (a wake left behind by a crash comes back as one stale try).
+        _delete_wakes(wakes, settings.slot_wake_queue_url, wakes_received)
+        if not waiting:
             return slot
-        while tasks.line_summary(job.task_id).free_slot(settings.model_slots) is None:
+        wakes_received = []
+        while not wakes_received and tasks.line_summary(job.task_id).free_slot(settings.model_slots) is None:
             now = clock()
             if now >= give_up_at:
                 raise NoFreeSlot(f"every one of the {settings.model_slots} model slots stayed busy")
-            if now - renewed_at >= timedelta(seconds=LEASE_RENEWAL_SECONDS):
+            if renewed_at is None or now - renewed_at >= timedelta(seconds=LEASE_RENEWAL_SECONDS):
                 lease(LEASE_SECONDS)
                 renewed_at = now
             seconds = min(FALLBACK_SECONDS, (give_up_at - now).total_seconds())
-            _wait_for_a_wake(wakes, settings.slot_wake_queue_url, seconds, sleep)
+            wakes_received = _wait_for_a_wake(wakes, settings.slot_wake_queue_url, seconds, sleep)
 
 
-def _wait_for_a_wake(wakes: SlotWakes, queue_url: str, seconds: float, sleep: Callable[[float], None]) -> None:
-    """Until a slot-freeing move's wake comes, or `seconds` pass. If SQS refuses the wait, the dispatch sleeps
-    instead and reads the summary as often as the fallback: a wake queue down slows the line, never stops it."""
+def _start(tasks: TaskStore, settings: Settings, task_id: str, clock: Clock) -> tuple[int | None, bool]:
+    """Tries to start the task in a free slot: (its slot, False) when it is in one now, (None, False) when it
+    no longer waits, (None, True) when it waits for a slot. The take comes first (it reads the task and the
+    summary itself), so a start after a wake costs one read and one write."""
+    slot = tasks.take_slot(task_id, clock(), slots=settings.model_slots)
+    if slot is not None:
+        return slot, False
+    task = tasks.get(task_id)
+    if task is None or task.state not in (TaskState.QUEUED, TaskState.PROCESSING):
+        return None, False  # ended while in line (only the intake's QUEUED tasks reach the line)
+    if task.state is TaskState.PROCESSING:  # started by a dispatch that crashed before its hand-over
+        return task.slot or 1, False
+    return None, True
+
+
+def _wait_for_a_wake(wakes: SlotWakes, queue_url: str, seconds: float, sleep: Callable[[float], None]) -> list[str]:
+    """Until a slot-freeing move's wake comes, or `seconds` pass: the wakes received. If SQS refuses the wait,
+    the dispatch sleeps instead and reads the summary as often as the fallback: a wake queue down slows the
+    line, never stops it."""
     try:
-        wakes.wait_for_wake(queue_url, seconds)
+        return wakes.wait_for_wake(queue_url, seconds)
     except Exception:
         logger.warning("could not wait for a slot's wake; reading the line again after a pause", exc_info=True)
         sleep(seconds)
+        return []
+
+
+def _delete_wakes(wakes: SlotWakes, queue_url: str, received: list[str]) -> None:
+    """Best effort: a wake left on the queue comes back after its visibility timeout as one more harmless try."""
+    if not received:
+        return
+    try:
+        wakes.delete_wakes(queue_url, received)
+    except Exception:
+        logger.warning("could not delete the wakes received; they come back as stale ones", exc_info=True)
 
 
 def slot_freed(wakes: SlotWakes, settings: Settings) -> None:
