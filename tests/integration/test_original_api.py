@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.integration.polling import poll_until_final, upload_form, upload_presigned
+from tests.reliability.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -190,10 +191,16 @@ def test_every_log_line_about_a_task_carries_its_id(stack):
     task_id = upload_form(stack.api_url, EXAMPLE.read_bytes())
     assert poll_until_final(stack.api_url, task_id)[-1]["state"] == "SUCCESS"
 
-    # Then each function that handled it logged JSON lines with its task id
-    records = function_log_records(stack)
-    about_it = {function for function, record in records if record.get("task_id") == task_id}
-    assert {"ApiFunction", "IntakeFunction", "ProcessorFunction"} <= about_it
+    # Then each function that handled it logged JSON lines with its task id (the processor's last line comes
+    # just after the SUCCESS write that the status showed, so it may take a moment to reach the log)
+    expected = {"ApiFunction", "IntakeFunction", "ProcessorFunction"}
+
+    def logged() -> list[tuple[str, dict]] | None:
+        records = function_log_records(stack)
+        about_it = {function for function, record in records if record.get("task_id") == task_id}
+        return records if expected <= about_it else None
+
+    records = eventually(logged, timeout=10, what=f"log lines with the task id from each of {sorted(expected)}")
     # And no line lacks a task id, but refusals of requests that never made a task
     anonymous = [record for _, record in records if "task_id" not in record]
     assert all(record["message"] == "request refused" for record in anonymous), anonymous[:3]
