@@ -15,7 +15,7 @@ import pytest
 
 from tests import imagefactory
 from tests.integration.polling import status, upload_presigned
-from tests.reliability.support import Timeline, when
+from tests.reliability.support import Timeline, quiet_rounds, when
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +35,6 @@ def in_line(api_url: str, task_id: str) -> tuple[datetime, dict[str, Any]]:
             return read_at, current
         assert time.monotonic() < deadline, current
         time.sleep(0.02)
-
-
-def quiet_rounds(timeline: Timeline, events: list[datetime], offset: float) -> list[list[dict[str, Any]]]:
-    """The rounds of reads (one status of each unfinished task, read one after another) during which no task
-    started or finished: each such round is a snapshot of the line at one moment."""
-    rounds = []
-    for reads in itertools.zip_longest(*timeline.samples.values()):
-        seen = [sample for sample in reads if sample is not None]
-        began, ended = (datetime.fromtimestamp(offset + at, UTC) for at in (seen[0].at - 0.2, seen[-1].at))
-        if not any(began <= moment <= ended for moment in events):
-            rounds.append([sample.status for sample in seen])
-    return rounds
 
 
 def test_three_slots_run_twelve_uploads_three_at_a_time_in_order_with_exact_positions(make_stack):

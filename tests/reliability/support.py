@@ -122,6 +122,20 @@ class Timeline:
             self._stop.wait(self.every)
 
 
+def quiet_rounds(timeline: Timeline, events: list[datetime], offset: float) -> list[list[dict[str, Any]]]:
+    """The rounds of reads (one status of each unfinished task, read one after another) during which no task
+    started or finished (`events`; `offset` turns the samples' monotonic times into epoch seconds): each such
+    round is a snapshot of the line at one moment. A round in which a slot was handed over reads the task that
+    ended before its end and the one that started after its start, and may count one task too many."""
+    rounds = []
+    for reads in itertools.zip_longest(*timeline.samples.values()):
+        seen = [sample for sample in reads if sample is not None]
+        began, ended = (datetime.fromtimestamp(offset + at, UTC) for at in (seen[0].at - 0.2, seen[-1].at))
+        if not any(began <= moment <= ended for moment in events):
+            rounds.append([sample.status for sample in seen])
+    return rounds
+
+
 # ---- what the stack did --------------------------------------------------------------------------
 def log_records(stack: RunningStack, *, source: str | None = None) -> list[dict[str, Any]]:
     """The functions' structured (JSON) log lines, each with its `source` (the function's logical id)."""
