@@ -8,6 +8,12 @@ core until its wait ended (the server's GIL with it: every other request of the 
 never delivered that message, however soon the group freed, because its copy of the groups was stale. A
 slot's next task waited up to a whole WaitTimeSeconds.
 
+And when several received messages of one FIFO group come back together (a Lambda batch whose visibility ran
+out), moto's receive released each from its in-flight set only as it reached it, so the first was skipped as
+"behind" the ones still marked in flight and the group came back out of order (the last message first).
+Here a receive first releases every in-flight message whose visibility ran out, so the group comes back in
+order, as SQS delivers it.
+
 Here a long poll is a series of moto's own zero-wait receives, each with the queue's state of that moment,
 under the queue's lock (so two pollers never take the same message), and between them the poll sleeps on
 the queue's condition until a send, a delete or a visibility change wakes it, or RECHECK_SECONDS pass (a
@@ -52,6 +58,7 @@ def _long_poll(receive: Callable[..., Any]) -> Callable[..., Any]:
         deadline = time.monotonic() + (wait_seconds_timeout or 0)
         with queue._messages_lock:  # a Condition on an RLock: moto's own send takes it too
             while True:
+                _release_timed_out(queue)
                 received = receive(backend, queue_name, count, 0, visibility_timeout, message_attribute_names)
                 left = deadline - time.monotonic()
                 if received or left <= 0:
@@ -60,6 +67,12 @@ def _long_poll(receive: Callable[..., Any]) -> Callable[..., Any]:
 
     receive_message._leyline_long_poll = True  # type: ignore[attr-defined]
     return receive_message
+
+
+def _release_timed_out(queue: Any) -> None:
+    """Messages received and not deleted whose visibility ran out are no longer in flight, all of them at once."""
+    for message in [message for message in queue.pending_messages if message.visible]:
+        queue.pending_messages.remove(message)
 
 
 def _waking(change: Callable[..., Any]) -> Callable[..., Any]:

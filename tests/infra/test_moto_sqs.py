@@ -1,5 +1,6 @@
 """moto's SQS as the local stack runs it (infra/moto_sqs.py): a long poll delivers a FIFO message as soon as its
-group frees, and two polls never take the same message."""
+group frees, a group's messages that come back together come back in order, and two polls never take the same
+message."""
 
 from __future__ import annotations
 
@@ -47,6 +48,23 @@ def test_a_long_poll_delivers_the_next_message_of_a_group_freed_while_it_waits(s
     # Then that poll delivers the second message (moto's own poll kept the groups in flight as they were when
     # it began, and ended empty-handed after its 10 s)
     assert [message["Body"] for message in received.get("Messages", [])] == ["second"]
+
+
+def test_a_batch_of_a_group_that_comes_back_comes_back_in_order(sqs: Any) -> None:
+    # Given a FIFO group's three messages received together (a Lambda batch) and handed back together
+    url = _fifo(sqs)
+    for body in ("first", "second", "third"):
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="line")
+    batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(batch) == 3
+    entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 1} for n, m in enumerate(batch)]
+    assert not sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries).get("Failed")
+
+    # When they are visible again and the queue is received from
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+
+    # Then the group comes back whole and in order (moto alone gave the last one, alone)
+    assert [message["Body"] for message in again] == ["first", "second", "third"]
 
 
 def test_concurrent_long_polls_never_take_the_same_message(sqs: Any) -> None:
