@@ -258,6 +258,9 @@ class FakeQueues:
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
         self.hidden.append((queue_arn, receipt_handle, seconds))
 
+    def hide_all_for(self, queue_arn: str, receipt_handles: list[str], seconds: int) -> None:
+        self.hidden.extend((queue_arn, handle, seconds) for handle in receipt_handles)
+
 
 class FakeSlotWakes:
     """SlotWakeQueue as a count of waiting wakes. A wait with none there lets the test's `while_waiting` pass the

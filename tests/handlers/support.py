@@ -57,23 +57,29 @@ def status_of(invoke, task_id: str) -> tuple[int, dict[str, Any]]:
     return response["statusCode"], body(response)
 
 
-def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str) -> dict[str, Any]:
-    """One received message dressed as the sample SQS event from events/ (as the event source mapping would)."""
+def receive_as_lambda_event(aws: boto3.Session, url: str, sample: str, count: int = 1) -> dict[str, Any]:
+    """`count` received messages dressed as the sample SQS event from events/ (as the event source mapping would:
+    one record each, in the order received)."""
     sqs = aws.client("sqs")
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, AttributeNames=["All"])
-    assert messages.get("Messages"), f"nothing arrived on {url}"
-    message = messages["Messages"][0]
+    messages = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=count, WaitTimeSeconds=0, AttributeNames=["All"]
+    ).get("Messages", [])
+    assert len(messages) == count, f"{len(messages)} of {count} messages arrived on {url}"
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     event = sample_event(sample)
-    record = event["Records"][0]
-    record.update(
-        messageId=message["MessageId"],
-        receiptHandle=message["ReceiptHandle"],
-        body=message["Body"],
-        md5OfBody=message["MD5OfBody"],
-        eventSourceARN=arn,
-        attributes={**record["attributes"], **message["Attributes"]},
-    )
+    (shape,) = event["Records"]
+    event["Records"] = [
+        {
+            **shape,
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "md5OfBody": message["MD5OfBody"],
+            "eventSourceARN": arn,
+            "attributes": {**shape["attributes"], **message["Attributes"]},
+        }
+        for message in messages
+    ]
     return event
 
 

@@ -35,12 +35,18 @@ def consumed(aws, template, queue: str, event: dict[str, Any]) -> None:
     aws.client("sqs").delete_message(QueueUrl=template.queue_url(queue), ReceiptHandle=receipt)
 
 
-def queued_task(invoke, aws, template) -> tuple[str, dict[str, Any]]:
-    """A form upload the intake put in line (its upload event consumed); its job as the dispatcher receives it."""
+def in_line(invoke, aws, template) -> str:
+    """A form upload the intake put in line (its upload event consumed): its job waits on JobsQueue."""
     task_id = body(invoke("ApiFunction", sample_event("http-form-upload.json")))["task_id"]
     intake = receive_as_lambda_event(aws, template.queue_url("IntakeQueue"), "sqs-intake-record.json")
     assert invoke("IntakeFunction", intake) == {"batchItemFailures": []}
     consumed(aws, template, "IntakeQueue", intake)
+    return task_id
+
+
+def queued_task(invoke, aws, template) -> tuple[str, dict[str, Any]]:
+    """A task in line, and its job as the dispatcher receives it."""
+    task_id = in_line(invoke, aws, template)
     return task_id, receive_as_lambda_event(aws, template.queue_url("JobsQueue"), "sqs-jobs-record.json")
 
 

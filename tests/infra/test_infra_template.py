@@ -74,7 +74,7 @@ def test_sqs_event_sources_as_declared(product):
     )
 
 
-@pytest.mark.parametrize("slots", [1, 2, 3, 20])
+@pytest.mark.parametrize("slots", [1, 2, 3, 10, 11, 20])
 def test_the_local_runtime_runs_one_model_worker_and_one_poller_per_slot_as_lambda_would(slots):
     # Given the template with ModelSlots = slots
     stack = load_stack(TEMPLATE, parameter_overrides={"ModelSlots": str(slots)})
@@ -88,6 +88,8 @@ def test_the_local_runtime_runs_one_model_worker_and_one_poller_per_slot_as_lamb
     assert (pool.capacity, pollers_for(source, pool)) == (slots, slots)
     line = FunctionPool(dispatcher, {}, Console(io.StringIO()), capacity=capacity_of(dispatcher))
     assert (line.capacity, pollers_for(dispatcher.sqs_sources[0], line)) == (1, 1)
+    # And the line's batches hold up to one job per slot (SQS receives at most 10 at once)
+    assert dispatcher.sqs_sources[0].batch_size == min(10, slots)
     # And every function is told how many slots there are (the ETAs count them)
     assert {spec.environment["MODEL_SLOTS"] for spec in stack.functions.values()} == {str(slots)}
 

@@ -46,11 +46,13 @@ _ACTION_ONLY = ("dynamodb:", "sqs:GetQueueUrl", "events:", "secretsmanager:", "c
 Invoke = Callable[[str, dict[str, Any]], Any]
 
 
-# AWS authorises each item of a transaction as its own action (docs: "Using IAM with DynamoDB transactions");
-# moto authorises the whole call as the transaction's action instead.
-_TRANSACTION_STAND_INS = {
+# AWS authorises each item of a transaction as its own action (docs: "Using IAM with DynamoDB transactions"), and
+# an SQS batch call as its single action (IAM has no sqs:...Batch actions); moto authorises the whole call under
+# its own name instead.
+_BATCH_STAND_INS = {
     "dynamodb:UpdateItem": "dynamodb:TransactWriteItems",
     "dynamodb:GetItem": "dynamodb:TransactGetItems",
+    "sqs:ChangeMessageVisibility": "sqs:ChangeMessageVisibilityBatch",
 }
 
 
@@ -68,8 +70,8 @@ def enforced_statements(template: Stack, role: dict[str, Any]) -> list[dict[str,
                 resource = "*" if action.startswith(_ACTION_ONLY) else resolved["Resource"]
                 split = {key: value for key, value in resolved.items() if key != "Sid"}
                 statements.append({**split, "Action": action, "Resource": resource})
-                if action in _TRANSACTION_STAND_INS:  # moto's name for a transaction of these (see above)
-                    statements.append({**split, "Action": _TRANSACTION_STAND_INS[action], "Resource": resource})
+                if action in _BATCH_STAND_INS:  # moto's name for a transaction or batch of these (see above)
+                    statements.append({**split, "Action": _BATCH_STAND_INS[action], "Resource": resource})
     return statements
 
 

@@ -45,7 +45,8 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:PutItem", "SubmitIdempotencyTable"),
         ("dynamodb:UpdateItem", "SubmitIdempotencyTable"),
         ("dynamodb:DeleteItem", "SubmitIdempotencyTable"),
-        # cancel and delete: read, cancel (conditional update) and delete a task; remove its upload and video
+        # cancel and delete: read, cancel (conditional update; the line summary's copies rewritten by PutItem,
+        # granted above) and delete a task; remove its upload and video
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),
         ("dynamodb:DeleteItem", "TasksTable"),
@@ -72,6 +73,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "ProcessorFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),
+        ("dynamodb:PutItem", "TasksTable"),  # the line summary's copies, rewritten whole with a run's end
         ("dynamodb:GetItem", "IdempotencyTable"),
         ("dynamodb:PutItem", "IdempotencyTable"),
         ("dynamodb:UpdateItem", "IdempotencyTable"),
@@ -87,9 +89,10 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "DispatchFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),
+        ("dynamodb:PutItem", "TasksTable"),  # the line summary's copies, rewritten whole with a start
         ("sqs:SendMessage", "SlotsQueue"),
         ("sqs:GetQueueUrl", "JobsQueue"),
-        ("sqs:ChangeMessageVisibility", "JobsQueue"),  # its own job's lease
+        ("sqs:ChangeMessageVisibility", "JobsQueue"),  # its batch's lease
         # waits for a slot's wake (a long poll), deletes the wakes it took
         ("sqs:ReceiveMessage", "SlotWakeQueue"),
         ("sqs:DeleteMessage", "SlotWakeQueue"),
@@ -97,6 +100,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "DeadLetterFunction": {
         ("dynamodb:GetItem", "TasksTable"),
         ("dynamodb:UpdateItem", "TasksTable"),
+        ("dynamodb:PutItem", "TasksTable"),  # the line summary's copies, rewritten whole with a FAILURE
         ("sqs:SendMessage", "SlotWakeQueue"),  # a task that kept crashing leaves its slot: it wakes the dispatcher
     },
     "TaskEventsFunction": {

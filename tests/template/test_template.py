@@ -68,9 +68,12 @@ def test_sam_transform_yields_the_functions_routes_and_event_source_mappings(tem
         res["Properties"]["FunctionName"]["Ref"]: res["Properties"]
         for res in resources_of_type(transformed, "AWS::Lambda::EventSourceMapping").values()
     }
-    # The line (one message group) goes to the dispatcher, one job at a time
+    # The line (one message group) goes to the dispatcher, up to a job per slot per invocation (SQS's most: 10)
     line = mappings["DispatchFunction"]
-    assert (line["BatchSize"], line["FunctionResponseTypes"]) == (1, ["ReportBatchItemFailures"])
+    assert line["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    index, choices = line["BatchSize"]["Fn::Select"]
+    assert index == {"Ref": "ModelSlots"}
+    assert [int(choices[n]) for n in range(1, 21)] == [min(10, n) for n in range(1, 21)]
     assert line["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
     assert functions["DispatchFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
     # The slots' queue goes to the model: reserved concurrency ModelSlots, the mapping's maximum max(2, ModelSlots)

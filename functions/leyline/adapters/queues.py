@@ -80,6 +80,21 @@ class SqsQueues:
             QueueUrl=self._url(queue_arn), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
 
+    def hide_all_for(self, queue_arn: str, receipt_handles: list[str], seconds: int) -> None:
+        """As hide_for, for every message of a Lambda batch at once (ChangeMessageVisibilityBatch, which IAM
+        authorises as ChangeMessageVisibility). Raises if SQS refused any of them."""
+        for start in range(0, len(receipt_handles), _MOST_MESSAGES):
+            chunk = receipt_handles[start : start + _MOST_MESSAGES]
+            response = self._sqs.change_message_visibility_batch(
+                QueueUrl=self._url(queue_arn),
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                    for index, handle in enumerate(chunk)
+                ],
+            )
+            if response.get("Failed"):
+                raise RuntimeError(f"SQS kept the visibility of some messages: {response['Failed']}")
+
     @cache  # noqa: B019 - one SqsQueues per warm container; the URL of a queue never changes
     def _url(self, queue_arn: str) -> str:
         _, _, _, _, account, name = queue_arn.split(":", 5)

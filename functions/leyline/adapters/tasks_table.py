@@ -91,7 +91,7 @@ class TaskRepository:
                 also="created_at >= :opened_since",  # ISO 8601 UTC strings of one format sort as the times do
             )
             try:
-                return self._transact(task, [counter])
+                return self._transact(task, [{"Update": counter}])
             except _Contended:
                 continue
         raise RuntimeError(f"could not give task {task_id} a place in line: the line kept changing")
@@ -277,7 +277,7 @@ class TaskRepository:
                     return 1
                 continue
             version = int(summary_item["version"]) if summary_item else 0
-            copies = [_summary_update(self._table, shard, after, version) for shard in range(LINE_SHARDS)]
+            copies = [_summary_copy(self._table, shard, after, version) for shard in range(LINE_SHARDS)]
             try:
                 if self._transact(request, copies):
                     return held or 1
@@ -286,10 +286,10 @@ class TaskRepository:
         raise RuntimeError(f"could not move task {task_id} to {target}: it or the line kept changing")
 
     def _transact(self, task: dict[str, Any], line: list[dict[str, Any]]) -> bool:
-        """Writes the task's update and the line's items together. False if the task's condition failed;
-        _Contended if a line item's did (or a concurrent transaction touched them)."""
+        """Writes the task's update and the line's items (transaction actions) together. False if the task's
+        condition failed; _Contended if a line item's did (or a concurrent transaction touched them)."""
         try:
-            items: list[Any] = [{"Update": update} for update in [task, *line]]
+            items: list[Any] = [{"Update": task}, *line]
             self._dynamodb.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
@@ -356,21 +356,21 @@ def _update(table: str, key: str, expression: str, values: dict[str, Any], condi
     return {"TableName": table, "Key": _marshal({"task_id": key})} | request
 
 
-def _summary_update(table: str, shard: int, summary: LineSummary, version: int) -> dict[str, Any]:
-    """Writes a whole copy of the summary, on the condition that it is still the version the move read."""
-    values = {
-        ":cursor": summary.cursor,
-        ":running": {str(place): iso(started) for place, started in summary.running.items()},
-        ":removed": list(summary.removed),
-        ":slots": {str(place): slot for place, slot in summary.slots.items()},
-        ":version": version + 1,
+def _summary_copy(table: str, shard: int, summary: LineSummary, version: int) -> dict[str, Any]:
+    """Writes a whole copy of the summary (a Put: every attribute is written, so nothing of the old item is
+    kept), on the condition that it is still the version the move read: a transaction's action."""
+    item = {
+        "task_id": summary_key(shard),
+        "line_cursor": summary.cursor,
+        "running": {str(place): iso(started) for place, started in summary.running.items()},
+        "removed": list(summary.removed),
+        "slots": {str(place): slot for place, slot in summary.slots.items()},
+        "version": version + 1,
     }
-    condition = "attribute_not_exists(task_id)"
-    if version:
-        values[":read"] = version
-        condition = "version = :read"
-    expression = "SET line_cursor = :cursor, running = :running, removed = :removed, slots = :slots, version = :version"
-    return _update(table, summary_key(shard), expression, values, condition)
+    put = {"TableName": table, "Item": _marshal(item)}
+    if not version:
+        return {"Put": put | {"ConditionExpression": "attribute_not_exists(task_id)"}}
+    return {"Put": put | _expressions({":read": version}, ConditionExpression="version = :read")}
 
 
 def _summary_of(item: dict[str, Any] | None) -> LineSummary:

@@ -1,5 +1,6 @@
-"""DispatchFunction: takes the line's jobs in order (JobsQueue.fifo, one message group) and gives each task the
-next free model slot, handing its job to that slot's message group on SlotsQueue.fifo (logic/slots.py)."""
+"""DispatchFunction: takes the line's jobs in order (JobsQueue.fifo, one message group, up to one job per slot
+per invocation) and gives each task the next free model slot, handing its job to that slot's message group on
+SlotsQueue.fifo (logic/slots.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ from leyline.handlers.init_phase import init_phase
 
 with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
     from aws_lambda_powertools import Logger, Tracer
-    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from leyline.adapters.queues import SqsQueues
     from leyline.adapters.tasks_table import TaskRepository
     from leyline.config import ConfigError, Settings
-    from leyline.handlers.events import UploadedRecord, hide
-    from leyline.logic.retries import retry_backoff_seconds
-    from leyline.logic.slots import dispatch
+    from leyline.handlers.events import UploadedRecord, hide_all, process_in_line_order
+    from leyline.logic.slots import Lease, dispatch
     from leyline.models import utc_now
 
     settings = Settings.from_env()
@@ -29,7 +29,7 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     if settings.slot_wake_queue_url is None:
         raise ConfigError("environment variable SLOT_WAKE_QUEUE_URL is required")
     tasks = TaskRepository(settings.tasks_table)
-    queues = SqsQueues()  # sends to the slots' queue; waits for the slots' wakes; leases its own message
+    queues = SqsQueues()  # sends to the slots' queue; waits for the slots' wakes; leases its batch's messages
     logger = Logger()
     tracer = Tracer()
     processor = SqsFifoPartialProcessor(model=UploadedRecord)
@@ -38,18 +38,22 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
 _MARGIN_SECONDS = 2.0
 
 
-def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> None:
+def lease_of(event: dict[str, Any]) -> Lease:
+    """The lease of the invocation's jobs (up to one per slot, in line order), which re-times them all: while one
+    waits, every one is held, those already handed to their slots included. Until the function returns they are
+    all in flight, and an in-flight FIFO message holds up its group: after a crash they must all come back within
+    the lease, not after JobsQueue's visibility timeout (30 minutes)."""
+    records = event["Records"]
+    queue_arn, receipt_handles = records[0]["eventSourceARN"], [record["receiptHandle"] for record in records]
+    return lambda seconds: hide_all(queues, queue_arn, receipt_handles, seconds)
+
+
+def dispatch_job(record: UploadedRecord, lease: Lease, lambda_context: LambdaContext) -> None:
     job = record.job()
     if job is None:
         return
     remaining = lambda_context.get_remaining_time_in_millis()
     give_up_at = utc_now() + timedelta(seconds=remaining / 1000 - _MARGIN_SECONDS)
-
-    def lease(seconds: int) -> None:
-        """Holds the line's head while the dispatch waits: a crashed dispatch's job comes back when its lease
-        runs out (logic/slots.LEASE_SECONDS), not after 6 x the Timeout."""
-        hide(queues, record.eventSourceARN, record.receiptHandle, seconds)
-
     try:
         slot = dispatch(
             tasks,
@@ -65,8 +69,7 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
         )
     except Exception:
         attempt = int(record.attributes.ApproximateReceiveCount)
-        hide(queues, record.eventSourceARN, record.receiptHandle, retry_backoff_seconds(attempt))
-        logger.exception("dispatch failed; the queue will retry it", extra={"attempt": attempt})
+        logger.exception("dispatch failed; the line will retry it", extra={"attempt": attempt})
         raise
     logger.info("task in a model slot" if slot else "task no longer waits; no slot taken", extra={"slot": slot})
 
@@ -74,4 +77,9 @@ def record_handler(record: UploadedRecord, lambda_context: LambdaContext) -> Non
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    lease = lease_of(event)
+
+    def record_handler(record: UploadedRecord) -> None:
+        dispatch_job(record, lease, context)
+
+    return process_in_line_order(event, record_handler, processor, context, queues)

@@ -9,8 +9,7 @@ from leyline.handlers.init_phase import init_phase
 
 with init_phase():  # imports and set-up, without the garbage collector: see init_phase.py
     from aws_lambda_powertools import Logger, Tracer
-    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,9 +17,8 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from leyline.adapters.queues import SqsQueues
     from leyline.adapters.tasks_table import TaskRepository
     from leyline.config import ConfigError, Settings
-    from leyline.handlers.events import UploadedRecord, hide
+    from leyline.handlers.events import UploadedRecord, process_in_line_order
     from leyline.logic.jobs import Admission, admit_upload
-    from leyline.logic.retries import retry_backoff_seconds
     from leyline.models import utc_now
 
     settings = Settings.from_env()
@@ -32,8 +30,8 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     queues = SqsQueues()  # sends to the model's queue; re-times its own messages
     logger = Logger()
     tracer = Tracer()
-    # FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry,
-    # so no upload can overtake another.
+    # FIFO: records are handled in order, and after a failure the rest of the batch is left for the retry
+    # (events.process_in_line_order), so no upload can overtake another.
     processor = SqsFifoPartialProcessor(model=UploadedRecord)
 
 
@@ -54,24 +52,4 @@ def record_handler(record: UploadedRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    except BatchProcessingError:  # every record failed: Lambda retries the whole batch
-        retry_soon(event, {record["messageId"] for record in event["Records"]})
-        raise
-    retry_soon(event, {str(item["itemIdentifier"]) for item in response["batchItemFailures"]})
-    return response
-
-
-def retry_soon(event: dict[str, Any], failed: set[str]) -> None:
-    """The failed upload and every one behind it (which the FIFO processor did not start) come back after a
-    short backoff rather than the queue's visibility timeout: until then they hold up the whole line.
-    Best effort (events.hide): if SQS refuses, they come back after the visibility timeout all the same."""
-    records = [record for record in event["Records"] if record["messageId"] in failed]
-    if not records:
-        return
-    seconds = retry_backoff_seconds(int(records[0]["attributes"]["ApproximateReceiveCount"]))
-    for record in records:
-        hide(queues, record["eventSourceARN"], record["receiptHandle"], seconds)
+    return process_in_line_order(event, record_handler, processor, context, queues)

@@ -122,6 +122,8 @@ class MessageVisibility(Protocol):
 
     def hide_for(self, queue_arn: str, receipt_handle: str, seconds: int) -> None: ...
 
+    def hide_all_for(self, queue_arn: str, receipt_handles: list[str], seconds: int) -> None: ...
+
 
 class SubmitRecords(Protocol):
     """Idempotency-Key records of task submits (POST /upload, POST /uploads), kept for a fixed lifetime."""

@@ -1,6 +1,7 @@
 """Model slots: the line's next task takes the next free one of ModelSlots slots, in line order.
 
-DispatchFunction takes the line's jobs one at a time, in order (JobsQueue.fifo, one message group). For each it
+DispatchFunction takes the line's jobs one at a time, in order (JobsQueue.fifo, one message group; a batch of up
+to one job per slot per invocation, so slots that free together are taken without a receive between). For each it
 waits until a slot is free, moves the task QUEUED -> PROCESSING in that slot (one transaction with the line
 summary, whose `running` is the slots' lease) and hands the job to the slot's own message group on
 SlotsQueue.fifo, which ProcessorFunction runs. So tasks start in line order and at most ModelSlots run at once.
@@ -12,9 +13,10 @@ only after the start is written and handed over: the hand-over is the ending mov
 take. Without a wake it reads the summary at least every FALLBACK_SECONDS anyway, for a wake lost to a crash
 between a write and its send.
 
-While it waits, the dispatch holds its job's message on JobsQueue by a lease (LEASE_SECONDS of invisibility,
-taken before its first wait and renewed as it waits): a dispatcher that crashes gives the line back within the
-lease, not after its Timeout.
+While it waits, the dispatch holds its batch's messages on JobsQueue by a lease (LEASE_SECONDS of invisibility,
+taken before its first wait and renewed as it waits; the handler's lease covers the whole batch, the jobs already
+handed over included, since each stays in flight until the invocation returns): a dispatcher that crashes gives
+the line back within the lease, not after its Timeout.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ LEASE_SECONDS = 30
 LEASE_RENEWAL_SECONDS = LEASE_SECONDS / 3
 
 Lease = Callable[[int], None]
-"""Hides the dispatch's own job message on JobsQueue for that many seconds from now (best effort)."""
+"""Hides the dispatch's job messages on JobsQueue (its whole batch) for that many seconds from now (best effort)."""
 
 logger = Logger()
 
