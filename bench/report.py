@@ -806,13 +806,13 @@ def _slots_text(entry: Entry, goals: Goals) -> list[str]:
     return [
         f"A **simulated model** (the product's: a fixed {r['model_seconds']:g} s per image, the video encoded "
         f"meanwhile) in 1, 2 and 4 slots (`ModelSlots`, one local stack each); {r['tasks_per_slot']} uploads per "
-        "slot in a burst (the tickets first, then the files back to back) after one warm-up task. Throughput "
-        "is tasks over the span from the first start to the last finish, against the ideal "
-        "N x 3600 / ModelSeconds; a gap is a start after the finish that freed its slot. The ETA error is "
-        "|ETA shown on the task's first in-line status - real wait from that read to its finish| / real wait "
-        "(the ETA is whole seconds, rounded up; it counts no gaps). On this machine's 2 cores the slots' "
-        "encodes share the CPU with the stack and with whatever else runs (the load average above); a real "
-        "model's throughput is the model's own.",
+        "slot in a burst (the tickets first, then the files back to back) after one warm-up task per slot, all at "
+        "once (so each slot's worker has started). Throughput is tasks over the span from the first start to the "
+        "last finish, against the ideal N x 3600 / ModelSeconds; a gap is a start after the finish that freed its "
+        "slot. The ETA error is |ETA shown on the task's first in-line status - real wait from that read to its "
+        "finish| / real wait (the ETA is whole seconds, rounded up; it counts no gaps). On this machine's 2 cores "
+        "the slots' encodes share the CPU with the stack and with whatever else runs (the load average above); a "
+        "real model's throughput is the model's own.",
         _table(
             ["slots", "tasks", "span", "videos/hour", "ideal", "efficiency", "gap p50", "ETA error p50 / max"], rows
         ),

@@ -30,7 +30,7 @@ def _one(slots: int, tasks_per_slot: int) -> dict[str, Any]:
     tasks = slots * tasks_per_slot
     with bench_stack(MODEL_SECONDS, f"slots-{slots}", env={"LEYLINE_MODEL_SLOTS": str(slots)}) as stack:
         poller = StatusClient(stack.api_url)
-        _warm_up(stack.api_url, poller)
+        _warm_up(stack.api_url, poller, slots)
         # The tickets first, then the files back to back, each task's ETA read as soon as it is in line: the
         # burst lands in a few seconds rather than one task's worth of API calls each.
         tickets = [_ticket(stack.api_url) for _ in range(tasks)]
@@ -64,19 +64,25 @@ def _one(slots: int, tasks_per_slot: int) -> dict[str, Any]:
     }
 
 
-def _warm_up(api_url: str, poller: StatusClient) -> None:
-    """One task through every function first (one worker per slot may stay cold). A cold init that overruns
-    Lambda's 10 s on a loaded machine answers 500 once; the pool replaces the worker, so try again."""
+def _warm_up(api_url: str, poller: StatusClient, slots: int) -> None:
+    """One task per slot through every function first, all at once, so that each slot's worker has started
+    before the measured burst (a cold worker's init, on a loaded machine, would add seconds to its first run).
+    A cold init that overruns Lambda's 10 s on a loaded machine answers 500 once; the pool replaces the
+    worker, so try again."""
+    tasks = [_upload_retrying(api_url) for _ in range(slots)]
+    for task_id in tasks:
+        wait_final(poller, task_id)
+
+
+def _upload_retrying(api_url: str) -> str:
     for attempt in range(3):
         try:
-            task_id, _ = upload(api_url, photo_jpeg())
+            return upload(api_url, photo_jpeg())[0]
         except requests.HTTPError:
             if attempt == 2:
                 raise
             time.sleep(1)
-            continue
-        wait_final(poller, task_id)
-        return
+    raise AssertionError("unreachable")
 
 
 def _ticket(api_url: str) -> tuple[str, dict[str, Any]]:

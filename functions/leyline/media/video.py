@@ -3,6 +3,11 @@
 The MP4 is what every browser plays: H.264 High profile, yuv420p tagged BT.709 limited range,
 moov atom first so playback starts before the download ends. Frames are built with Pillow
 (a sub-pixel crop box per frame keeps the motion smooth) and encoded by PyAV's libx264.
+
+The image is converted once to BT.709 planes (Y at full size, U and V at half: 4:2:0); each frame then
+resizes the three planes into a yuv420p frame. Resizing in RGB and converting every frame cost more CPU time
+(the per-frame RGB resize was the largest part of a clip's), which on shared cores made runs overrun their
+model time; libx264 is now most of it (`python -m bench encode` measures a clip).
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ def render_video(
         raise ValueError(f"{seconds} s at {fps} fps is fewer than 2 frames: nothing to animate")
     report = on_progress or _ignore_progress
     size = output_size(*image.size)
-    frames = _ken_burns_frames(_working_image(image.convert("RGB"), size), size, frame_count)
+    frames = _ken_burns_frames(_yuv_planes(_working_image(image.convert("RGB"), size)), size, frame_count)
     # The faststart pass reopens the output by name to move the moov atom, so it cannot be BytesIO.
     fd, path = tempfile.mkstemp(prefix="leyline-", suffix=".mp4")
     os.close(fd)
@@ -93,7 +98,7 @@ def render_video(
 
 def _encode(
     path: str,
-    frames: Iterator[Image.Image],
+    frames: Iterator[av.VideoFrame],
     size: tuple[int, int],
     *,
     fps: int,
@@ -111,21 +116,24 @@ def _encode(
         codec.color_primaries = ColorPrimaries.BT709
         codec.color_trc = ColorTrc.BT709
         codec.color_range = ColorRange.MPEG
-        for index, picture in enumerate(frames):
-            container.mux(stream.encode(_video_frame(picture, index, fps)))
+        for index, frame in enumerate(frames):
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            container.mux(stream.encode(frame))
             # The +1 leaves room for flushing the encoder and the faststart rewrite.
             report((index + 1) / (total + 1))
         container.mux(stream.encode(None))
 
 
-def _video_frame(picture: Image.Image, index: int, fps: int) -> av.VideoFrame:
-    # Convert here rather than in the encoder, which would use BT.601 and leave the video untagged.
-    frame = av.VideoFrame.from_image(picture).reformat(
-        format="yuv420p", dst_colorspace=_AVCOL_SPC_BT709, dst_color_range=ColorRange.MPEG
+def _yuv_planes(image: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """The RGB image's Y plane at its full size and its U and V planes at half its width and height (4:2:0, as
+    each frame's), BT.709 limited range (converted here rather than in the encoder, which would use BT.601 and
+    leave the video untagged)."""
+    yuv = av.VideoFrame.from_image(image).reformat(
+        format="yuv444p", dst_colorspace=_AVCOL_SPC_BT709, dst_color_range=ColorRange.MPEG
     )
-    frame.pts = index
-    frame.time_base = Fraction(1, fps)
-    return frame
+    y, u, v = (Image.frombuffer("L", image.size, bytes(plane), "raw", "L", plane.line_size, 1) for plane in yuv.planes)
+    return y, u.reduce(2), v.reduce(2)
 
 
 def _working_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -138,11 +146,31 @@ def _working_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _ken_burns_frames(image: Image.Image, size: tuple[int, int], frame_count: int) -> Iterator[Image.Image]:
+def _ken_burns_frames(
+    planes: tuple[Image.Image, Image.Image, Image.Image], size: tuple[int, int], frame_count: int
+) -> Iterator[av.VideoFrame]:
+    chroma_size = (size[0] // 2, size[1] // 2)
+    luma = planes[0]
     for index in range(frame_count):
-        box = _crop_box(index / (frame_count - 1), image.size, size[0] / size[1])
-        # Bilinear is enough: each frame shrinks the crop by at most ZOOM.
-        yield image.resize(size, Image.Resampling.BILINEAR, box=box)
+        box = _crop_box(index / (frame_count - 1), luma.size, size[0] / size[1])
+        frame = av.VideoFrame(size[0], size[1], "yuv420p")
+        for plane, picture_size, source in zip(frame.planes, (size, chroma_size, chroma_size), planes, strict=True):
+            # The same framing on a plane of another size; bilinear is enough: each frame shrinks it by <= ZOOM.
+            scale_x, scale_y = source.width / luma.width, source.height / luma.height
+            scaled = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
+            _fill(plane, source.resize(picture_size, Image.Resampling.BILINEAR, box=scaled))
+        frame.colorspace = _AVCOL_SPC_BT709
+        frame.color_range = ColorRange.MPEG
+        yield frame
+
+
+def _fill(plane: av.video.plane.VideoPlane, picture: Image.Image) -> None:
+    """The plane's bytes from the picture, each row padded to the plane's line size (FFmpeg aligns rows)."""
+    if plane.line_size != picture.width:
+        padded = Image.new("L", (plane.line_size, picture.height))
+        padded.paste(picture)
+        picture = padded
+    plane.update(picture.tobytes())
 
 
 def _crop_box(progress: float, image_size: tuple[int, int], aspect: float) -> tuple[float, float, float, float]:
