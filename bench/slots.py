@@ -74,15 +74,13 @@ def _warm_up(api_url: str, poller: StatusClient, slots: int) -> None:
         wait_final(poller, task_id)
 
 
-def _upload_retrying(api_url: str) -> str:
-    for attempt in range(3):
+def _upload_retrying(api_url: str, attempts: int = 3) -> str:
+    for _ in range(attempts - 1):
         try:
             return upload(api_url, photo_jpeg())[0]
         except requests.HTTPError:
-            if attempt == 2:
-                raise
             time.sleep(1)
-    raise AssertionError("unreachable")
+    return upload(api_url, photo_jpeg())[0]
 
 
 def _ticket(api_url: str) -> tuple[str, dict[str, Any]]:

@@ -42,7 +42,7 @@ def lease_of(event: dict[str, Any]) -> Lease:
     """The lease of the invocation's jobs (up to one per slot, in line order), which re-times them all: while one
     waits, every one is held, those already handed to their slots included. Until the function returns they are
     all in flight, and an in-flight FIFO message holds up its group: after a crash they must all come back within
-    the lease, not after JobsQueue's visibility timeout (30 minutes)."""
+    the lease, not after JobsQueue's visibility timeout (six times this function's Timeout)."""
     records = event["Records"]
     queue_arn, receipt_handles = records[0]["eventSourceARN"], [record["receiptHandle"] for record in records]
     return lambda seconds: hide_all(queues, queue_arn, receipt_handles, seconds)
