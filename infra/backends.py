@@ -11,14 +11,13 @@ for the functions, Endpoints.for_service for the stack's own clients).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -26,15 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import botocore.session
-import moto.backends as moto_backends
 from localstack_client.config import get_service_endpoint
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
-
-from infra.moto_fidelity import behave_as_aws
-from infra.moto_guard import SignatureGuard
-from infra.settings import FAKE_CREDENTIALS
 
 BACKENDS = ("moto", "localstack")
 # What LocalStack's community edition cannot serve here: DynamoDB downloads Java at start, Cognito is not in
@@ -48,6 +39,7 @@ PYTHON313 = next(
 )
 LOCALSTACK_LAUNCHER = Path(__file__).resolve().parent / "localstack_launcher.py"
 _MOTO_START_SECONDS = 10.0
+_MOTO_STOP_SECONDS = 5.0
 _LOCALSTACK_START_SECONDS = 60.0
 _LOCALSTACK_STOP_SECONDS = 5.0  # it may hang on SIGTERM: SIGKILL after this
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -81,40 +73,67 @@ def endpoint_variable(service: str) -> str:
 
 
 # ---- the embedded moto server -----------------------------------------------------------------
-class GuardedMotoServer(ThreadedMotoServer):
-    """moto's threaded server with its app behind SignatureGuard: nothing reaches moto unsigned."""
+class MotoProcess:
+    """The embedded moto server in a process of its own (infra/moto_process.py says why)."""
 
-    def _server_entry(self) -> None:
-        credentials = {FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
-        app = SignatureGuard(DomainDispatcherApplication(create_backend_app), credentials)
-        self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "moto is not started"
+        return self._process.pid
+
+    def start(self) -> None:
+        # Its server would wait forever if the port were taken: check first.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", self.port))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "infra.moto_process", str(self.port), str(os.getpid())],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the stack, which stops moto itself
+        )
+        try:
+            self._wait_until_listening()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + _MOTO_START_SECONDS
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise BackendError(f"moto exited with {self._process.returncode} at start")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            time.sleep(0.05)
+        raise BackendError(f"moto server did not start on 127.0.0.1:{self.port}")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        _terminate(process, _MOTO_STOP_SECONDS)
 
 
-def _route_without_listing_moto() -> None:
-    """moto routes each request by testing its host against the list of its own packages, which it reads from
-    disk every time (about 170 isdir calls, 1.5 ms, under the router's one lock: a quarter of a request's time
-    on the server). The list cannot change while the server runs: read it once."""
-    modules = tuple(moto_backends.list_of_moto_modules())
-    moto_backends.list_of_moto_modules = lambda: modules
+def start_moto(port: int) -> MotoProcess:
+    moto = MotoProcess(port)
+    moto.start()
+    return moto
 
 
-def start_moto(port: int) -> ThreadedMotoServer:
-    # ThreadedMotoServer.start() waits forever if its port is taken: check first, and bound it.
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", port))
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
-    behave_as_aws()
-    _route_without_listing_moto()
-    server = GuardedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    starter = threading.Thread(target=server.start, daemon=True)
-    starter.start()
-    starter.join(_MOTO_START_SECONDS)
-    if starter.is_alive():
-        raise BackendError(f"moto server did not start on 127.0.0.1:{port}")
-    return server
+def _terminate(process: subprocess.Popen[bytes] | None, seconds: float) -> None:
+    """SIGTERM, SIGKILL if it has not exited within `seconds` (an emulator may hang on SIGTERM)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=seconds)
 
 
 def free_port() -> int:
@@ -190,15 +209,9 @@ class LocalStackRuntime:
         raise BackendError(f"LocalStack did not answer on {self.url} within {_LOCALSTACK_START_SECONDS} s")
 
     def stop(self) -> None:
-        """SIGTERM, SIGKILL if it has not exited within a few seconds; then its files are removed."""
+        """Stops the process (_terminate), then removes its files."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=_LOCALSTACK_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=_LOCALSTACK_STOP_SECONDS)
+        _terminate(process, _LOCALSTACK_STOP_SECONDS)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -243,7 +256,7 @@ def _moto_backend(config: BackendConfig, started: contextlib.ExitStack) -> Runni
     moto = start_moto(config.aws_port)
     started.callback(moto.stop)
     moto_url = f"http://127.0.0.1:{config.aws_port}"
-    return RunningBackend(Endpoints(moto_url), {"*": f"{moto_url} (embedded moto server)"})
+    return RunningBackend(Endpoints(moto_url), {"*": f"{moto_url} (embedded moto server, pid {moto.pid})"})
 
 
 def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) -> RunningBackend:
@@ -259,8 +272,9 @@ def _localstack_backend(config: BackendConfig, started: contextlib.ExitStack) ->
     moto = start_moto(config.aws_port)
     started.callback(moto.stop)
     moto_url = f"http://127.0.0.1:{config.aws_port}"
+    served_by_moto = f"{moto_url} (embedded moto server, pid {moto.pid})"
     kind = "external LocalStack" if localstack is None else f"LocalStack, pid {localstack.pid}"
     return RunningBackend(
         Endpoints(edge, dict.fromkeys(MOTO_ONLY_SERVICES, moto_url)),
-        {"*": f"{edge} ({kind})", **dict.fromkeys(MOTO_ONLY_SERVICES, f"{moto_url} (embedded moto server)")},
+        {"*": f"{edge} ({kind})", **dict.fromkeys(MOTO_ONLY_SERVICES, served_by_moto)},
     )
