@@ -947,8 +947,9 @@ def markdown(data: dict[str, Any]) -> str:
         "The product measured the way its users feel it: on the local stack (`python -m infra`, an embedded moto "
         f"server, every function in its own warm worker process) over real HTTP, on one {machine['logical_cores']}"
         "-core machine that also runs the clients. Medians and nearest-rank percentiles over repeated runs.",
-        "Reading them: the moto server and the local HTTP gateway share one Python process, so figures under "
-        "concurrency show that process's limits, not those of API Gateway or DynamoDB; the benchmark's clients "
+        "Reading them: the moto server is one Python process and the local HTTP gateway with the event source "
+        "pollers another (one GIL each), so figures under concurrency show those processes' limits, not those of "
+        "API Gateway or DynamoDB; the benchmark's clients "
         "share the machine's cores with the stack; on AWS each DynamoDB or S3 call also crosses the network.",
         "Rerun everything with `make bench` (or `python -m bench`), fewer samples with `python -m bench --quick`, "
         "one figure with e.g. `python -m bench status`, and rewrite this page from the JSON with "
