@@ -54,7 +54,7 @@ def main() -> None:
             load_before = os.getloadavg()[0]  # other work on the machine skews the figures: say so
             if load_before > BUSY_LOAD:
                 print(f"bench: warning: load average {load_before:.2f}: other work may skew the figures", flush=True)
-            began = time.monotonic()
+            began, ticks_before = time.monotonic(), machine.cpu_ticks()
             try:
                 result = report.BY_NAME[name].run(args.quick, data)
             except Exception:  # the other benchmarks still run; the exit status tells
@@ -72,6 +72,7 @@ def main() -> None:
                 "elapsed_s": round(time.monotonic() - began, 1),
                 "load_average_1min_before": round(load_before, 2),
                 "load_average_1min_after": round(os.getloadavg()[0], 2),
+                "cpu_steal_pct": machine.steal_pct(ticks_before, machine.cpu_ticks()),
                 "result": result,
             }
             print(f"bench: {name} done in {data[name]['elapsed_s']} s", flush=True)

@@ -108,9 +108,11 @@ def _provenance(entry: Entry) -> str:
     before, after = entry.get("load_average_1min_before"), entry.get("load_average_1min_after")
     cores = entry["machine"]["logical_cores"]
     busy = f" 1-minute load average before/after: {before:g}/{after:g} ({cores} cores; its own work counts)."
+    steal = entry.get("cpu_steal_pct")
+    stolen = f" CPU time taken by the hypervisor for other guests (steal) meanwhile: {steal:g}%." if steal else ""
     return (
         f"*Measured {entry['date']} at revision {entry.get('revision', 'unknown')} with `{entry['command']}`{quick}, "
-        f"in {entry['elapsed_s']} s.{busy if after else ''}*"
+        f"in {entry['elapsed_s']} s.{busy if after else ''}{stolen}*"
     )
 
 

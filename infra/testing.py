@@ -210,11 +210,12 @@ class RunningStack:
             raise RunningStackError(f"unclean stop of the fault proxy: exit {proxy.returncode}:\n{self.log_tail()}")
 
     def _stop_stack(self, *, check: bool) -> None:
-        """SIGINT, then SIGKILL after the stop timeout; then make sure no worker outlived it."""
+        """SIGINT, then SIGKILL after the stop timeout; then make sure none of its processes (its workers, its
+        moto server, a LocalStack it started) outlived it."""
         process = self._process
         if process is None:
             return
-        workers = self.worker_pids()
+        children = {pid: argv for pid, ppid, argv in _processes() if ppid == process.pid}
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:
@@ -223,12 +224,12 @@ class RunningStack:
                 process.kill()
                 process.wait(timeout=self._stop_timeout)
         self._process = None
-        leftovers = _wait_gone(workers, timeout=self._stop_timeout)
+        leftovers = _wait_gone(children, timeout=self._stop_timeout)
         for pid in leftovers:
             _kill(pid)
         if check and (process.returncode != 0 or leftovers):
             raise RunningStackError(
-                f"unclean stop: exit {process.returncode}, workers left {leftovers}:\n{self.log_tail()}"
+                f"unclean stop: exit {process.returncode}, processes left {leftovers}:\n{self.log_tail()}"
             )
 
     # ---- injected faults (RunningStack(faults=True)) -----------------------------------------------
@@ -344,24 +345,25 @@ def _processes() -> list[tuple[int, int, list[str]]]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    """A live worker process has this PID (not a zombie, not a PID reused by something else)."""
+def _alive(pid: int, argv: list[str]) -> bool:
+    """The process is still running: not a zombie, and not a PID reused since by another command line."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        now = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return False
-    return state != "Z" and _is_worker(argv, None)
+    return state != "Z" and now == argv
 
 
-def _wait_gone(pids: list[int], *, timeout: float) -> list[int]:
+def _wait_gone(processes: dict[int, list[str]], *, timeout: float) -> list[int]:
+    """The processes (PID: command line) still running after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if _alive(pid)]
+        alive = [pid for pid, argv in processes.items() if _alive(pid, argv)]
         if not alive:
             return []
         time.sleep(_POLL_SECONDS)
-    return [pid for pid in pids if _alive(pid)]
+    return [pid for pid, argv in processes.items() if _alive(pid, argv)]
 
 
 def _kill(pid: int) -> None:

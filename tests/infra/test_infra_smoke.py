@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,13 @@ def test_the_product_stack_starts_serves_and_stops_cleanly(tmp_path: Path):
         assert "[StatusFunction] START RequestId" in stack.log_text()
         assert declared.headers["apigw-requestid"]
         assert stack.parameters["ModelSeconds"] == "1"
-    # When it is stopped (SIGINT; the `with` checks exit 0 and no worker left), Then it said so
+        # And the moto server runs in a process of its own, which the stack names
+        moto = int(re.findall(r"embedded moto server, pid (\d+)", stack.log_text())[0])
+        assert "infra.moto_process" in Path(f"/proc/{moto}/cmdline").read_bytes().decode()
+    # When it is stopped (SIGINT; the `with` checks exit 0 and none of its processes left), Then it said so
     assert "[infra] stopped" in stack.log_text()
     assert workers
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not [pid for pid in [*workers, moto] if Path(f"/proc/{pid}").exists()]
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])

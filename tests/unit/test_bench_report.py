@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench import __main__ as cli
-from bench import report
+from bench import machine, report
 from infra.settings import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
@@ -122,6 +122,16 @@ def test_each_figure_is_read_from_its_result_and_held_against_its_goal():
     assert "![Idle-queue overhead per task](bench-overhead.png)" in met
     assert "## Encode" not in met
     assert "## Earlier runs" not in met
+
+
+def test_a_run_states_the_cpu_time_the_hypervisor_took_meanwhile():
+    # Given a run on a shared virtual machine whose hypervisor took a fifth of the CPU time while it ran
+    before, after = (1_000, 10), (2_000, 210)
+    entry = _overhead_entry(93) | {"cpu_steal_pct": machine.steal_pct(before, after)}
+    # Then the page says so beside the load average, and says nothing of it for a run that did not record it
+    assert "taken by the hypervisor for other guests (steal) meanwhile: 20%." in report.markdown({"overhead": entry})
+    assert "steal" not in report.markdown({"overhead": _overhead_entry(93)})
+    assert machine.steal_pct(after, after) is None
 
 
 def test_a_replaced_run_keeps_its_headline_figures_under_earlier_runs():
