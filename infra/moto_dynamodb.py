@@ -15,6 +15,8 @@ Three changes, on the local stack's server and in the in-process tests alike:
 - An index query reads only its partition (`partitioned_index_queries`).
 - A read's items are written out as JSON at once (`items_answered_as_json`): moto walks botocore's response
   shapes value by value, about 5 ms for one task item, the larger part of a status read on the local stack.
+- A condition is parsed once (`conditions_parsed_once`): moto parses a write's ConditionExpression twice, and
+  a move of a task in line writes the line summary's copies under one same condition.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
+import moto.dynamodb.models.table as table_module
+from moto.dynamodb import comparisons
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -288,3 +292,34 @@ def _base64(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
     raise TypeError(f"{type(value).__name__} in an item read's answer")
+
+
+# Distinct conditions kept parsed: a move's copies share one, and their versions change with every move.
+_PARSED_CONDITIONS = 256
+
+
+def conditions_parsed_once() -> None:
+    """A write's condition (its expression, names and values) is parsed once and the parse kept: moto parses a
+    ConditionExpression character by character, twice for each Put of a transaction (to check it, then again
+    in the put), about a fifth of a move's time in the emulator, where the line summary's copies repeat one
+    condition. A parse is a tree of operators whose evaluation reads only the item it is given, so one tree
+    serves every item. Idempotent."""
+    parse = comparisons.get_filter_expression
+    if getattr(parse, "_leyline_cached", False):
+        return
+
+    @functools.lru_cache(maxsize=_PARSED_CONDITIONS)
+    def parsed(expression: str | None, names: str, values: str) -> Any:
+        return parse(expression, json.loads(names), json.loads(values))
+
+    @functools.wraps(parse)
+    def get_filter_expression(expression: str | None, names: Any, values: Any) -> Any:
+        try:
+            key = json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True)
+        except TypeError:  # not JSON's values: parse it as moto would
+            return parse(expression, names, values)
+        return parsed(expression, *key)
+
+    get_filter_expression._leyline_cached = True  # type: ignore[attr-defined]
+    for module in (comparisons, dynamodb_models, table_module):
+        module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]

@@ -5,7 +5,12 @@ to the in-process mock the handler tests use alike."""
 from __future__ import annotations
 
 from infra.moto_cognito import verify_on_confirmation
-from infra.moto_dynamodb import items_answered_as_json, partitioned_index_queries, serialise_item_access
+from infra.moto_dynamodb import (
+    conditions_parsed_once,
+    items_answered_as_json,
+    partitioned_index_queries,
+    serialise_item_access,
+)
 from infra.moto_sqs import long_polls_wake_on_change
 
 
@@ -16,3 +21,4 @@ def behave_as_aws() -> None:
     verify_on_confirmation()  # a confirmed sign-up proves the address, as Cognito marks it (task emails)
     long_polls_wake_on_change()  # a FIFO group freed during a long poll delivers its next message at once
     items_answered_as_json()  # an item read's answer costs what DynamoDB's JSON costs, not 5 ms per item
+    conditions_parsed_once()  # a condition repeated by a transaction's writes is parsed once

@@ -10,10 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb import comparisons
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.responses import DynamoResult
 
-from infra.moto_dynamodb import items_answered_as_json, serialise_item_access
+from infra.moto_dynamodb import conditions_parsed_once, items_answered_as_json, serialise_item_access
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -26,6 +27,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     serialise_item_access()
+    conditions_parsed_once()
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(
@@ -85,6 +87,47 @@ def test_an_accepted_transaction_applies_every_action(dynamodb: Any) -> None:
     assert items["a"]["n"] == {"N": "2"}
     assert "b" in items
     assert _stream_length() == 3
+
+
+def _versioned_put(key: str, version: int, read: int) -> dict[str, Any]:
+    """A Put of version `version`, on the condition that the item is still at version `read`."""
+    item = {"id": {"S": key}, "version": {"N": str(version)}}
+    condition = {"ConditionExpression": "version = :read", "ExpressionAttributeValues": {":read": {"N": str(read)}}}
+    return {"Put": {"TableName": "things", "Item": item, **condition}}
+
+
+def test_a_condition_seen_before_is_held_against_the_values_it_comes_with(dynamodb: Any) -> None:
+    # Given an item at version 7, moved to 8 under the condition "version = :read" with :read 7
+    dynamodb.put_item(TableName="things", Item={"id": {"S": "v"}, "version": {"N": "7"}})
+    dynamodb.transact_write_items(TransactItems=[_versioned_put("v", 8, read=7)])
+    # When the same condition comes again with the same value (the version it no longer has), it is refused
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=[_versioned_put("v", 9, read=7)])
+    # And with the value it has now, it holds
+    dynamodb.transact_write_items(TransactItems=[_versioned_put("v", 9, read=8)])
+    assert dynamodb.get_item(TableName="things", Key={"id": {"S": "v"}})["Item"]["version"] == {"N": "9"}
+
+
+def test_a_condition_repeated_by_a_transaction_s_writes_is_parsed_once(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given five items at one version (never used by another test: the parses are kept for the process)
+    for key in "abcde":
+        dynamodb.put_item(TableName="things", Item={"id": {"S": key}, "version": {"N": "4041"}})
+    parses: list[str | None] = []
+    parser = comparisons.create_condition_expression_parser  # what moto's parse of a condition builds first
+
+    def counted(expression: str | None, names: Any, values: Any) -> Any:
+        parses.append(expression)
+        return parser(expression, names, values)
+
+    monkeypatch.setattr(comparisons, "create_condition_expression_parser", counted)
+    # When one transaction writes all five under the same condition (moto checks it, then puts: ten uses)
+    dynamodb.transact_write_items(TransactItems=[_versioned_put(key, 4042, read=4041) for key in "abcde"])
+    # Then every write was applied, and the condition was parsed once
+    items = dynamodb.scan(TableName="things")["Items"]
+    assert sorted(item["version"]["N"] for item in items) == ["4042"] * 5
+    assert parses == ["version = :read"]
 
 
 def test_a_transaction_does_not_copy_the_table_it_writes(dynamodb: Any) -> None:
