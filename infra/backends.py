@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,21 +97,15 @@ class MotoProcess:
             start_new_session=True,  # Ctrl-C reaches the stack, which stops moto itself
         )
         try:
-            self._wait_until_listening()
+            _wait_until_ready(self._process, "moto", _MOTO_START_SECONDS, self._listening)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + _MOTO_START_SECONDS
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise BackendError(f"moto exited with {self._process.returncode} at start")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
-            time.sleep(0.05)
-        raise BackendError(f"moto server did not start on 127.0.0.1:{self.port}")
+    def _listening(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+        return False
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -122,6 +116,19 @@ def start_moto(port: int) -> MotoProcess:
     moto = MotoProcess(port)
     moto.start()
     return moto
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], name: str, seconds: float, ready: Callable[[], bool]) -> None:
+    """Until the emulator the process runs is `ready()`, checked every 0.1 s; BackendError if it exits first or
+    is not ready within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BackendError(f"{name} exited with {process.returncode} at start")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise BackendError(f"{name} was not ready within {seconds:g} s")
 
 
 def _terminate(process: subprocess.Popen[bytes] | None, seconds: float) -> None:
@@ -191,22 +198,15 @@ class LocalStackRuntime:
                 start_new_session=True,  # Ctrl-C reaches the stack, which stops LocalStack itself
             )
         try:
-            self._wait_until_healthy()
+            _wait_until_ready(self._process, "LocalStack", _LOCALSTACK_START_SECONDS, self._healthy)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + _LOCALSTACK_START_SECONDS
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise BackendError(f"LocalStack exited with {self._process.returncode} at start")
-            with contextlib.suppress(OSError), _DIRECT.open(f"{self.url}/_localstack/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-            time.sleep(0.1)
-        raise BackendError(f"LocalStack did not answer on {self.url} within {_LOCALSTACK_START_SECONDS} s")
+    def _healthy(self) -> bool:
+        with contextlib.suppress(OSError), _DIRECT.open(f"{self.url}/_localstack/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+        return False
 
     def stop(self) -> None:
         """Stops the process (_terminate), then removes its files."""
