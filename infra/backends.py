@@ -27,6 +27,8 @@ from pathlib import Path
 import botocore.session
 from localstack_client.config import get_service_endpoint
 
+from infra.settings import REPO_ROOT
+
 BACKENDS = ("moto", "localstack")
 # What LocalStack's community edition cannot serve here: DynamoDB downloads Java at start, Cognito is not in
 # the community edition. (Lambda needs Docker: the functions run in the local runtime on either backend.)
@@ -86,13 +88,13 @@ class MotoProcess:
         return self._process.pid
 
     def start(self) -> None:
-        # Its server would wait forever if the port were taken: check first.
+        # Whatever already listens on the port would pass for moto's readiness below: check first.
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", self.port))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "infra.moto_process", str(self.port), str(os.getpid())],
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the stack, which stops moto itself
         )
