@@ -90,12 +90,15 @@ class Timeline:
         self._thread.join(timeout=15)
 
     def wait_final(self, timeout: float) -> dict[str, dict[str, Any]]:
-        """The final status of every task; fails the test if one is not final within `timeout` s."""
+        """The final status of every task; fails the test if one is not final within `timeout` s (or within the
+        timeline's own `timeout`, after which it stops polling)."""
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            self.stop()
-            raise AssertionError(f"not final within {timeout} s: {self.last()}")
-        return self.last()
+        self.stop()
+        last = self.last()
+        waiting = [task_id for task_id in self.task_ids if last.get(task_id, {}).get("state") not in FINAL_STATES]
+        if waiting:
+            raise AssertionError(f"not final within {timeout} s (or the timeline's {self.timeout}): {waiting}, {last}")
+        return last
 
     def last(self) -> dict[str, dict[str, Any]]:
         return {task_id: seen[-1].status for task_id, seen in self.samples.items() if seen}

@@ -13,7 +13,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from leyline.logic.processing import run_model
-from leyline.logic.slots import FALLBACK_SECONDS, LEASE_SECONDS, NoFreeSlot, dispatch, slot_freed
+from leyline.logic.slots import (
+    FALLBACK_SECONDS,
+    LEASE_RENEWAL_SECONDS,
+    LEASE_SECONDS,
+    BatchLease,
+    NoFreeSlot,
+    dispatch,
+    slot_freed,
+)
 from leyline.logic.tasks import get_status
 from leyline.models import LineSummary, TaskState, UploadJob, upload_key
 from tests import imagefactory
@@ -68,7 +76,9 @@ class Slots:
         self.started: list[str] = []
         self.started_at: dict[str, datetime] = {}
         self.finished_at: dict[str, datetime] = {}
-        self.leases: list[tuple[datetime, int]] = []  # (when, for how long) the dispatch hid its job
+        self.leases: list[tuple[datetime, int]] = []  # (when, for how long) the dispatch hid its batch
+        self.states_at_lease: list[TaskState] = []  # the dispatched task's state at each of those
+        self.dispatching = ""
         self.wake_on_end = True
         self.checks = 0
         self.waits = 0
@@ -82,9 +92,16 @@ class Slots:
         self.order += new
         return new
 
-    def dispatch(self, task_id: str, *, give_up_at: datetime | None = None) -> int | None:
+    def batch_lease(self) -> BatchLease:
+        return BatchLease(self.hide, self.clock)
+
+    def dispatch(
+        self, task_id: str, *, give_up_at: datetime | None = None, lease: BatchLease | None = None
+    ) -> int | None:
+        """Dispatches the task's job: alone in its batch unless the batch's `lease` is given."""
         job = UploadJob(task_id=task_id, bucket="media", key=upload_key(task_id), size=1)
         until = give_up_at or self.clock() + FAR
+        self.dispatching = task_id
         slot = dispatch(
             self.tasks,
             self.queues,
@@ -93,7 +110,7 @@ class Slots:
             job,
             "{}",
             self.clock,
-            lease=self.lease,
+            lease=lease or self.batch_lease(),
             give_up_at=until,
             sleep=self.sleep,
         )
@@ -111,8 +128,11 @@ class Slots:
             self.wakes.waiting = 0
             self.pass_time(FALLBACK_SECONDS)
 
-    def lease(self, seconds: int) -> None:
+    def hide(self, seconds: int) -> None:
         self.leases.append((self.clock(), seconds))
+        task = self.tasks.get(self.dispatching)
+        assert task is not None
+        self.states_at_lease.append(task.state)
 
     def pass_time(self, seconds: float) -> None:
         """A wait for a wake: time passes, the runs due end (each end written, then a wake sent), until a wake
@@ -365,13 +385,13 @@ def test_a_waiting_dispatch_keeps_renewing_its_lease_and_gives_up_at_give_up_at(
     crashed, waiting = line.queue(2)
     line.runs[crashed] = (10 * MODEL, TaskState.SUCCESS)
     assert line.dispatch(crashed) == 1
-    assert line.leases == []  # its slot was free: started at once, never leased
+    line.leases.clear()
     began = line.clock()
     give_up_at = began + timedelta(seconds=95)
     # When the next dispatch waits for a slot until give_up_at
     with pytest.raises(NoFreeSlot):
         line.dispatch(waiting, give_up_at=give_up_at)
-    # Then it took its job's lease before its first wait and renewed it while it waited, each renewal before the
+    # Then it took its batch's lease before anything else and renewed it while it waited, each renewal before the
     # last lease ran out, so a dispatcher alive never lets its job be received again, and one that crashed would
     # within a lease
     assert line.leases[0] == (began, LEASE_SECONDS)
@@ -382,6 +402,28 @@ def test_a_waiting_dispatch_keeps_renewing_its_lease_and_gives_up_at_give_up_at(
     # And it gave up exactly at give_up_at, its task still QUEUED
     assert line.clock() == give_up_at
     assert line.tasks.get(waiting).state is TaskState.QUEUED
+
+
+def test_a_batch_is_leased_before_its_first_take_once_and_again_only_when_a_third_of_the_lease_has_passed():
+    # Given 2 free slots and a batch of three jobs: two whose slots are free, then one that waits for a slot
+    line = Slots(2)
+    first, second, third = line.queue(3)
+    lease = line.batch_lease()
+    leased_at = line.clock()
+    # When its first two jobs are dispatched, the second just under a third of a lease after the first
+    assert line.dispatch(first, lease=lease) == 1
+    line.clock.advance(LEASE_RENEWAL_SECONDS - 1)
+    assert line.dispatch(second, lease=lease) == 2
+    # Then the batch was leased once, before its first take: a dispatcher that dies after handing the first job
+    # over (in flight until the invocation returns, like the rest of the batch) gives the line back within the
+    # lease, not after JobsQueue's visibility timeout
+    assert line.leases == [(leased_at, LEASE_SECONDS)]
+    assert line.states_at_lease == [TaskState.QUEUED]
+    # And when the third is tried a third of a lease after the lease was taken, the lease is renewed first
+    renewed_at = line.clock.advance(1)
+    assert line.dispatch(third, lease=lease) == 1
+    assert line.leases[1] == (renewed_at, LEASE_SECONDS)
+    assert line.states_at_lease[1] is TaskState.QUEUED
 
 
 def test_a_slot_freeing_move_wakes_the_dispatcher_and_a_refused_wake_leaves_the_move_standing():

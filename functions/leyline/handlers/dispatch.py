@@ -20,7 +20,7 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
     from leyline.adapters.tasks_table import TaskRepository
     from leyline.config import ConfigError, Settings
     from leyline.handlers.events import UploadedRecord, hide_all, process_in_line_order
-    from leyline.logic.slots import Lease, dispatch
+    from leyline.logic.slots import BatchLease, dispatch
     from leyline.models import utc_now
 
     settings = Settings.from_env()
@@ -38,17 +38,17 @@ with init_phase():  # imports and set-up, without the garbage collector: see ini
 _MARGIN_SECONDS = 2.0
 
 
-def lease_of(event: dict[str, Any]) -> Lease:
-    """The lease of the invocation's jobs (up to one per slot, in line order), which re-times them all: while one
-    waits, every one is held, those already handed to their slots included. Until the function returns they are
-    all in flight, and an in-flight FIFO message holds up its group: after a crash they must all come back within
-    the lease, not after JobsQueue's visibility timeout (six times this function's Timeout)."""
+def lease_of(event: dict[str, Any]) -> BatchLease:
+    """The lease of the invocation's jobs (up to one per slot, in line order), which re-times them all, those
+    already handed to their slots included. Until the function returns they are all in flight, and an in-flight
+    FIFO message holds up its group: after a crash they must all come back within the lease, not after
+    JobsQueue's visibility timeout (six times this function's Timeout)."""
     records = event["Records"]
     queue_arn, receipt_handles = records[0]["eventSourceARN"], [record["receiptHandle"] for record in records]
-    return lambda seconds: hide_all(queues, queue_arn, receipt_handles, seconds)
+    return BatchLease(lambda seconds: hide_all(queues, queue_arn, receipt_handles, seconds), utc_now)
 
 
-def dispatch_job(record: UploadedRecord, lease: Lease, lambda_context: LambdaContext) -> None:
+def dispatch_job(record: UploadedRecord, lease: BatchLease, lambda_context: LambdaContext) -> None:
     job = record.job()
     if job is None:
         return

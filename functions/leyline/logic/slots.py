@@ -13,10 +13,10 @@ only after the start is written and handed over: the hand-over is the ending mov
 take. Without a wake it reads the summary at least every FALLBACK_SECONDS anyway, for a wake lost to a crash
 between a write and its send.
 
-While it waits, the dispatch holds its batch's messages on JobsQueue by a lease (LEASE_SECONDS of invisibility,
-taken before its first wait and renewed as it waits; the handler's lease covers the whole batch, the jobs already
-handed over included, since each stays in flight until the invocation returns): a dispatcher that crashes gives
-the line back within the lease, not after its Timeout.
+The dispatch holds its batch's messages on JobsQueue by a lease (BatchLease: LEASE_SECONDS of invisibility,
+taken before the batch's first take and renewed as its jobs wait; it covers the whole batch, the jobs already
+handed over included, since each stays in flight until the invocation returns): a dispatcher that crashes at any
+point after its first take gives the line back within the lease, not after JobsQueue's visibility timeout.
 """
 
 from __future__ import annotations
@@ -39,10 +39,27 @@ FALLBACK_SECONDS = 2
 LEASE_SECONDS = 30
 LEASE_RENEWAL_SECONDS = LEASE_SECONDS / 3
 
-Lease = Callable[[int], None]
-"""Hides the dispatch's job messages on JobsQueue (its whole batch) for that many seconds from now (best effort)."""
-
 logger = Logger()
+
+
+class BatchLease:
+    """An invocation's hold on its batch of jobs on JobsQueue. Taken before the batch's first take, not at its
+    first wait: a job whose slot is free at once is in flight too, and so is every job handed over before the
+    invocation returns, so a crash between two jobs of a batch would otherwise hold up the line for JobsQueue's
+    visibility timeout (six times the dispatcher's Timeout). One lease for the whole batch, renewed only when a
+    third of it has passed: a batch whose slots are free costs one call."""
+
+    def __init__(self, hide: Callable[[int], None], clock: Clock) -> None:
+        self._hide = hide  # hides every job of the batch for that many seconds from now (best effort)
+        self._clock = clock
+        self._taken_at: datetime | None = None
+
+    def hold(self) -> None:
+        """Takes the lease, or renews it if a third of it has passed since."""
+        now = self._clock()
+        if self._taken_at is None or now - self._taken_at >= timedelta(seconds=LEASE_RENEWAL_SECONDS):
+            self._hide(LEASE_SECONDS)
+            self._taken_at = now
 
 
 class NoFreeSlot(Exception):
@@ -59,7 +76,7 @@ def dispatch(
     body: str,
     clock: Clock,
     *,
-    lease: Lease,
+    lease: BatchLease,
     give_up_at: datetime,
     sleep: Callable[[float], None],
 ) -> int | None:
@@ -69,7 +86,7 @@ def dispatch(
     drops the repeat by task id. `sleep` stands in for a wait on the wakes when SQS refuses it."""
     assert settings.slots_queue_url is not None
     assert settings.slot_wake_queue_url is not None
-    renewed_at: datetime | None = None  # a job whose slot is free at once is never leased: no call
+    lease.hold()
     wakes_received: list[str] = []
     while True:
         slot, waiting = _start(tasks, settings, job.task_id, clock)
@@ -84,9 +101,7 @@ def dispatch(
             now = clock()
             if now >= give_up_at:
                 raise NoFreeSlot(f"every one of the {settings.model_slots} model slots stayed busy")
-            if renewed_at is None or now - renewed_at >= timedelta(seconds=LEASE_RENEWAL_SECONDS):
-                lease(LEASE_SECONDS)
-                renewed_at = now
+            lease.hold()
             seconds = min(FALLBACK_SECONDS, (give_up_at - now).total_seconds())
             wakes_received = _wait_for_a_wake(wakes, settings.slot_wake_queue_url, seconds, sleep)
 
