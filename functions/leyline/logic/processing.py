@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,8 +23,6 @@ from leyline.models import TaskState, UploadJob, video_key
 # How often the run writes its progress, and so how soon it notices that its task was cancelled: the write is
 # allowed only while the task is PROCESSING. A cancelled run stops within about this time plus one frame.
 PROGRESS_TICK_SECONDS = 0.5
-# How much lower than the run's other work the encode's CPU priority is (added to its nice value, at most 19).
-ENCODE_NICENESS = 5
 # Progress stops short of 100 until the video is stored and the task is SUCCESS.
 LAST_WORKING_PERCENT = 99
 
@@ -148,7 +144,7 @@ def _render_in_model_time(image: Image.Image, settings: Settings, progress: Prog
     the encoder too (its progress callback raises at the next frame), so no CPU is spent on a dropped video."""
     encoded = _EncodeProgress()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
-        video: Future[bytes] = pool.submit(_render_as_background_work, image, settings.video_seconds, encoded.set)
+        video: Future[bytes] = pool.submit(render_video, image, seconds=settings.video_seconds, on_progress=encoded.set)
         try:
             while True:
                 elapsed = time.monotonic() - started
@@ -160,20 +156,6 @@ def _render_in_model_time(image: Image.Image, settings: Settings, progress: Prog
         except RunStopped:
             encoded.stop()  # leaving the pool waits for the encoder: it ends at its next frame
             raise
-
-
-def _render_as_background_work(image: Image.Image, seconds: float, on_progress: Callable[[float], None]) -> bytes:
-    """The encode is the run's background work: it takes the CPU that nothing more urgent wants. Its thread
-    (and so the encoder threads it starts, which inherit a Linux thread's nice value) yields to the run's own
-    progress writes and end, and to whatever else shares the host's cores (on the local stack: the emulated
-    AWS services and the other slots' hand-overs). Raising one's own niceness needs no privilege; where a
-    sandbox refuses it all the same, the encode runs at the run's priority."""
-    thread = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + ENCODE_NICENESS))
-    except OSError:
-        logger.warning("could not lower the encode's CPU priority", exc_info=True)
-    return render_video(image, seconds=seconds, on_progress=on_progress)
 
 
 class _EncodeProgress:
