@@ -9,7 +9,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from aws_lambda_powertools import Logger
 from PIL import Image
 
 from leyline.config import Settings
@@ -25,8 +24,6 @@ from leyline.models import TaskState, UploadJob, video_key
 PROGRESS_TICK_SECONDS = 0.5
 # Progress stops short of 100 until the video is stored and the task is SUCCESS.
 LAST_WORKING_PERCENT = 99
-
-logger = Logger()
 
 
 @dataclass(frozen=True)
