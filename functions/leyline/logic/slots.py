@@ -46,8 +46,8 @@ class BatchLease:
     """An invocation's hold on its batch of jobs on JobsQueue, taken before the batch's first take: a job whose
     slot is free at once is in flight too, and so is every job handed over until the invocation returns, so a
     crash between two jobs of a batch would otherwise hold up the line for JobsQueue's visibility timeout (six
-    times the dispatcher's Timeout). One lease for the whole batch, renewed only when a
-    third of it has passed: a batch whose slots are free costs one call."""
+    times the dispatcher's Timeout). One lease for the whole batch, renewed only when a third of it has passed:
+    a batch whose slots are free costs one call."""
 
     def __init__(self, hide: Callable[[int], None], clock: Clock) -> None:
         self._hide = hide  # hides every job of the batch for that many seconds from now (best effort)
