@@ -10,6 +10,7 @@ from infra.moto_dynamodb import (
     items_answered_as_json,
     partitioned_index_queries,
     serialise_item_access,
+    stream_records_answered_as_json,
 )
 from infra.moto_sqs import long_polls_wake_on_change
 
@@ -21,4 +22,5 @@ def behave_as_aws() -> None:
     verify_on_confirmation()  # a confirmed sign-up proves the address, as Cognito marks it (task emails)
     long_polls_wake_on_change()  # a FIFO group freed during a long poll delivers its next message at once
     items_answered_as_json()  # an item read's answer costs what DynamoDB's JSON costs, not 5 ms per item
+    stream_records_answered_as_json()  # and so does a read of a table's stream
     conditions_parsed_once()  # a condition repeated by a transaction's writes is parsed once

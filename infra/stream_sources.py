@@ -61,6 +61,8 @@ class StreamPoller:
         self._stream_arn = ""
         self._shard_id = ""
         self._after: str | None = None  # sequence number of the last record processed (None: none yet)
+        # The last read's NextShardIterator, and the sequence number it reads after.
+        self._next: tuple[str | None, str] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -99,27 +101,34 @@ class StreamPoller:
     def _last_sequence_number(self) -> str | None:
         last = None
         while True:
-            records = self._records(self._position(last), limit=1000)
+            records = self._records(last, limit=1000)
             if not records:
                 return last
             last = records[-1]["dynamodb"]["SequenceNumber"]
 
-    def _position(self, after: str | None) -> dict[str, str]:
-        if after is None:
-            return {"ShardIteratorType": "TRIM_HORIZON"}
-        return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
-
-    def _records(self, position: dict[str, str], limit: int) -> list[dict[str, Any]]:
-        iterator = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=self._shard_id, **position)
-        records: list[dict[str, Any]] = self._streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=limit)[
-            "Records"
-        ]
+    def _records(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """The records after sequence number `after` (None: from the oldest). A read goes on with the iterator the
+        last one returned when it ended there, as Lambda's pollers read a shard; a new one is asked for only when
+        the checkpoint moved elsewhere (a retry from a failed record). One call a poll, not two."""
+        if self._next is not None and self._next[0] == after:
+            iterator = self._next[1]
+        else:
+            position = {"ShardIteratorType": "TRIM_HORIZON"}
+            if after is not None:
+                position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+            iterator = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=self._shard_id, **position)[
+                "ShardIterator"
+            ]
+        answer = self._streams.get_records(ShardIterator=iterator, Limit=limit)
+        records: list[dict[str, Any]] = answer["Records"]
+        following = answer.get("NextShardIterator")  # none once a shard is closed
+        self._next = (records[-1]["dynamodb"]["SequenceNumber"] if records else after, following) if following else None
         return records
 
     def _read(self) -> list[dict[str, Any]]:
         """The next records after the checkpoint; those no filter matches are passed over at once."""
         while not self._stopping.is_set():
-            records = self._records(self._position(self._after), self.source.batch_size)
+            records = self._records(self._after, self.source.batch_size)
             if not records:
                 return []
             kept = [self._lambda_record(record) for record in records]

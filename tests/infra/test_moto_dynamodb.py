@@ -10,11 +10,20 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.responses import ActionResult
 from moto.dynamodb import comparisons
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.responses import DynamoResult
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.server import ThreadedMotoServer
 
-from infra.moto_dynamodb import conditions_parsed_once, items_answered_as_json, serialise_item_access
+from infra.moto_dynamodb import (
+    conditions_parsed_once,
+    items_answered_as_json,
+    serialise_item_access,
+    stream_records_answered_as_json,
+)
+from infra.testing import free_port
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -204,3 +213,63 @@ def test_an_item_read_answers_what_moto_s_serializer_would(dynamodb: Any) -> Non
             answer.pop("ResponseMetadata")
     assert direct == walked
     assert direct["get"]["Item"]["b"] == {"B": b"\x00\x01xyz"}
+
+
+def test_a_stream_read_answers_what_moto_s_serializer_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a table's stream on a moto server (in-process, the mock does not route the streams API) holding an
+    # insert, a modify and a remove of items with binary values, maps and lists
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    try:
+        endpoint = "http://{}:{}".format(*server.get_host_and_port())
+        dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+        streams = boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=endpoint)
+        dynamodb.create_table(
+            TableName="streamed",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        item: dict[str, Any] = {
+            "id": {"S": "a"},
+            "b": {"B": b"\x00\x01"},
+            "m": {"M": {"l": {"L": [{"N": "2"}, {"S": 'é"\\'}]}}},
+        }
+        dynamodb.put_item(TableName="streamed", Item=item)
+        dynamodb.put_item(TableName="streamed", Item={**item, "n": {"N": "1.50"}})
+        dynamodb.delete_item(TableName="streamed", Key={"id": {"S": "a"}})
+        arn = dynamodb.describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+        def read() -> dict[str, Any]:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            answer: dict[str, Any] = streams.get_records(ShardIterator=iterator["ShardIterator"])
+            answer.pop("ResponseMetadata")
+            answer.pop("NextShardIterator")  # a new one at every read
+            return answer
+
+        # When it is read with moto's own serializer, then answered as JSON (stream_records_answered_as_json)
+        stream_records_answered_as_json()
+        answered_as_json = DynamoDBStreamsHandler.get_records
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(DynamoDBStreamsHandler, "get_records", answered_as_json.__wrapped__)  # type: ignore[attr-defined]
+            walked = read()
+        walk = ActionResult.execute_result
+
+        def records_not_walked(result: ActionResult, context: Any) -> Any:
+            assert context.operation_model.name != "GetRecords", "moto's serializer walked the records"
+            return walk(result, context)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ActionResult, "execute_result", records_not_walked)
+            direct = read()
+    finally:
+        server.stop()
+    # Then boto3 parses the same records from both, their times included, and the second did not walk them
+    assert direct == walked
+    assert [record["eventName"] for record in direct["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
+    assert direct["Records"][1]["dynamodb"]["OldImage"]["b"] == {"B": b"\x00\x01"}
+    assert direct["Records"][0]["dynamodb"]["ApproximateCreationDateTime"].tzinfo is not None

@@ -154,6 +154,29 @@ def test_records_arrive_in_stream_order_in_batches_and_filtered(make):
     assert all(len(batch) <= 3 for batch in function.batches)
 
 
+def test_a_poll_goes_on_with_the_last_read_s_iterator_rather_than_asking_for_a_new_one(make):
+    # Given a mapping reading a stream, each call it makes to the streams API counted
+    stack, clients, run = make()
+    calls: list[str] = []
+    clients["dynamodbstreams"].meta.events.register(
+        "before-call.*", lambda event_name, **_: calls.append(event_name.rsplit(".", 1)[-1])
+    )
+    put(clients, stack, "a")
+    function = run()
+    wait(lambda: function.batches == [["a"]])
+
+    # When it polls on while writes of tasks and of other items come in
+    put(clients, stack, "line", kind="summary")
+    put(clients, stack, "b", "c")
+    wait(lambda: sum(len(b) for b in function.batches) == 3)
+    time.sleep(1)  # about four polls of an idle stream
+
+    # Then every poll was one GetRecords: the shard's iterator was asked for once, when the reading began
+    assert [i for batch in function.batches for i in batch] == ["a", "b", "c"]
+    assert calls.count("GetShardIterator") == 1
+    assert calls.count("GetRecords") >= 5
+
+
 def test_a_reported_failure_is_retried_from_that_record_on_in_order(make):
     # Given a function that fails record "b" the first time only
     stack, clients, run = make()
