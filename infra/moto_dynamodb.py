@@ -1,6 +1,6 @@
 """moto's DynamoDB made to behave as DynamoDB does under concurrent writes and long tables.
 
-Three changes, on the local stack's server and in the in-process tests alike:
+The changes, on the local stack's server and in the in-process tests alike:
 
 - One lock around the writes and the reads. moto copies state before a TransactWriteItems (to roll it back on
   a refused condition) without a lock, so a write served on another thread meanwhile could break the copy
