@@ -124,6 +124,27 @@ def test_each_figure_is_read_from_its_result_and_held_against_its_goal():
     assert "## Earlier runs" not in met
 
 
+def test_the_gap_of_each_number_of_slots_is_held_against_the_gap_goal():
+    # Given a slots run whose gap median meets the goal with one slot and misses it with four
+    def point(slots: int, gap_median: float) -> dict[str, Any]:
+        return {
+            "slots": slots, "tasks": 4 * slots, "span_s": 49.0, "videos_per_hour": 290.0 * slots,
+            "ideal_videos_per_hour": 300.0 * slots, "efficiency": 0.97, "gap_ms": _stats(gap_median) | {"n": 12},
+            "eta_error_pct": _stats(1.0), "eta_error_signed_pct": [1.0],
+        }  # fmt: skip
+
+    result = {"model_seconds": 12, "tasks_per_slot": 4, "points": [point(4, 116), point(1, 48)]}
+    entry = _overhead_entry(93) | {"command": "python -m bench slots", "result": result}
+
+    # When the page is rendered
+    page = report.markdown({"slots": entry})
+
+    # Then the summary holds each N's gap median against the goal of a gap under 100 ms
+    gap = "a slot's finish to its next start"
+    assert f"| Gap with 1 slot, {gap} | median 48 ms (n=12) | median < 100 ms | yes |" in page
+    assert f"| Gap with 4 slots, {gap} | median 116 ms (n=12) | median < 100 ms | **no** |" in page
+
+
 def test_a_run_states_the_cpu_time_the_hypervisor_took_meanwhile():
     # Given a run on a shared virtual machine whose hypervisor took a fifth of the CPU time while it ran
     before, after = (1_000, 10), (2_000, 210)
