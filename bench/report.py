@@ -767,10 +767,14 @@ def _slots_points(r: Result) -> list[dict[str, Any]]:
     return sorted(r["points"], key=lambda point: point["slots"])
 
 
+def _slot_count(slots: int) -> str:
+    return f"{slots} slot{'s' if slots > 1 else ''}"
+
+
 def _slots_figures(r: Result, goals: Goals) -> list[Row]:
     rows = [
         _at_least(
-            f"Throughput with {p['slots']} slot{'s' if p['slots'] > 1 else ''}, of N x 3600 / ModelSeconds",
+            f"Throughput with {_slot_count(p['slots'])}, of N x 3600 / ModelSeconds",
             f"{p['efficiency']:.3f} ({p['videos_per_hour']:g} of {p['ideal_videos_per_hour']:g} videos/hour)",
             p["efficiency"],
             goals["efficiency"],
@@ -779,7 +783,7 @@ def _slots_figures(r: Result, goals: Goals) -> list[Row]:
     ]
     rows += [
         _under(
-            f"Gap with {p['slots']} slot{'s' if p['slots'] > 1 else ''}, a slot's finish to its next start",
+            f"Gap with {_slot_count(p['slots'])}, a slot's finish to its next start",
             f"median {p['gap_ms']['median']:g} ms (n={p['gap_ms']['n']})",
             p["gap_ms"]["median"],
             goals["gap_median_ms"],

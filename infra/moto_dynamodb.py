@@ -286,8 +286,7 @@ def items_answered_as_json() -> None:
     def execute_result(self: DynamoResult, context: Any) -> Any:
         if context.operation_model.name not in _ITEM_READS or not isinstance(self.result, dict):
             return walk(self, context)
-        body = json.dumps(self.result, separators=(",", ":"), default=_json_value)
-        return 200, dict(_JSON_1_0), body
+        return _json_answer(self.result)
 
     execute_result._leyline_json = True  # type: ignore[attr-defined]
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign,assignment]
@@ -312,10 +311,16 @@ def stream_records_answered_as_json() -> None:
 
 
 class _AnsweredAsJson(ActionResult):
-    """An answer of the JSON 1.0 protocol written by json.dumps: the result holds DynamoDB JSON already."""
+    """A result answered by `_json_answer` rather than by moto's serializer."""
 
     def execute_result(self, context: Any) -> Any:
-        return 200, dict(_JSON_1_0), json.dumps(self.result, separators=(",", ":"), default=_json_value)
+        return _json_answer(self.result)
+
+
+def _json_answer(result: Any) -> tuple[int, dict[str, str], str]:
+    """A successful answer of the JSON 1.0 protocol written by json.dumps: a read's result holds DynamoDB JSON
+    already."""
+    return 200, dict(_JSON_1_0), json.dumps(result, separators=(",", ":"), default=_json_value)
 
 
 def _json_value(value: Any) -> str | float:
